@@ -1,0 +1,2 @@
+//! The `spine` command.
+fn main() {}

@@ -1,0 +1,7 @@
+//! The write-ahead log on real disks: file storage and the group-commit writer.
+
+pub mod file_storage;
+pub mod writer;
+
+pub use file_storage::{DiskFile, FileStorage, ReadOnlyStorage};
+pub use writer::{AppendError, WalHandle, WalWriter, WriterConfig, WriterStats};

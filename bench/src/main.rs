@@ -1,0 +1,36 @@
+//! `spine-bench`: Spine's benchmark and load tool.
+//!
+//! Every figure is reported beside a raw baseline measured in the same run,
+//! so results read as ratios on a shared, noisy machine.
+
+use clap::{Parser, Subcommand};
+
+mod report;
+mod wal_bench;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "spine-bench",
+    version,
+    about = "Spine benchmarks and load generator"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Group-commit WAL throughput and append-to-durable latency, beside raw write+fdatasync.
+    Wal(wal_bench::WalArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Wal(args) => wal_bench::run(args),
+    }
+}

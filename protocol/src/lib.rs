@@ -1,0 +1,1 @@
+//! Spine wire formats (native protocol, MESH). Sans-IO codecs; arrive with the native protocol and MESH issues.

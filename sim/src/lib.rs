@@ -1,0 +1,1 @@
+//! The Spine simulation harness; arrives with the simulator issue.
