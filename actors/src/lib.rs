@@ -6,4 +6,6 @@
 //! node's startup and recovery ([`node`]); the actor tree, transports and
 //! metrics build on these.
 
+pub mod node;
+pub mod system;
 pub mod wal;

@@ -20,7 +20,7 @@ use spine_core::wal::{Wal, WalConfig, RECORD_HEADER_LEN};
 
 use crate::report::{latency_histogram, median, Latency};
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct WalArgs {
     /// Concurrent appending tasks.
     #[arg(long, default_value_t = 64)]
@@ -37,6 +37,10 @@ pub struct WalArgs {
     /// Alternating WAL/raw rounds; medians are reported.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Unmeasured warm-up seconds before the first round (page cache,
+    /// allocator, disk queue).
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
     /// Directory on the disk under test (a fresh subdirectory is used and removed).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -97,6 +101,17 @@ pub fn run(args: WalArgs) -> anyhow::Result<()> {
         .worker_threads(1)
         .enable_all()
         .build()?;
+    if args.warmup > 0.0 {
+        let warm = WalArgs {
+            seconds: args.warmup,
+            json: None,
+            dir: None,
+            ..args.clone()
+        };
+        let dir = work.path().join("warmup");
+        runtime.block_on(wal_round(&warm, dir.clone()))?;
+        std::fs::remove_dir_all(&dir).ok();
+    }
     let mut rounds = Vec::new();
     for round in 0..args.rounds {
         let dir = work.path().join(format!("round-{round}"));

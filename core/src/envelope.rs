@@ -398,7 +398,7 @@ impl Envelope {
     }
 
     /// Re-parses every id (archives bypass the ids' constructors).
-    fn revalidate_ids(self) -> Result<Envelope, EnvelopeError> {
+    pub(crate) fn revalidate_ids(self) -> Result<Envelope, EnvelopeError> {
         fn id<T>(
             field: &'static str,
             value: &str,

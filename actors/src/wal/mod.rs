@@ -5,3 +5,6 @@ pub mod writer;
 
 pub use file_storage::{DiskFile, FileStorage, ReadOnlyStorage};
 pub use writer::{AppendError, WalHandle, WalWriter, WriterConfig, WriterStats};
+
+#[cfg(test)]
+mod writer_tests;

@@ -444,6 +444,11 @@ fn run<S: Storage>(
                 control => {
                     if batch.is_empty() {
                         wal.mark_synced(durable.load(Ordering::Acquire));
+                        if let Some(failure) = shared.failed.get() {
+                            // The syncer failed: the log must not touch the
+                            // disk again (no fsync is ever retried).
+                            wal.fail_external(failure.to_string());
+                        }
                         control_command(&mut wal, control, &shared);
                     } else {
                         deferred = Some(control);
@@ -462,8 +467,14 @@ fn run<S: Storage>(
         if batch.is_empty() {
             continue;
         }
-        if let Some(reason) = shared.failed.get() {
-            wal.fail_external(reason.to_string());
+        if let Some(failure) = shared.failed.get() {
+            // Everything queued behind a failure gets that same failure.
+            wal.fail_external(failure.to_string());
+            for w in waiting.drain(..) {
+                let _ = w.done.send(Err(failure.clone()));
+            }
+            batch.clear();
+            continue;
         }
         wal.mark_synced(durable.load(Ordering::Acquire));
         let written_at = Instant::now();
@@ -591,7 +602,13 @@ fn sync_loop<Y: SyncData>(rx: Receiver<SyncJob<Y>>, shared: Arc<Shared>, durable
 }
 
 fn control_command<S: Storage>(wal: &mut Wal<S>, cmd: Command, shared: &Shared) {
-    let note = |e: &WalError| note_failure(e, shared);
+    let note = |e: &WalError| {
+        shared
+            .failed
+            .get()
+            .cloned()
+            .unwrap_or_else(|| note_failure(e, shared))
+    };
     match cmd {
         Command::Append { .. } => {}
         Command::Seal { done } => {
@@ -601,6 +618,10 @@ fn control_command<S: Storage>(wal: &mut Wal<S>, cmd: Command, shared: &Shared) 
             upto_exclusive,
             done,
         } => {
+            if let Some(failure) = shared.failed.get() {
+                let _ = done.send(Err(failure.clone()));
+                return;
+            }
             let mut removed = Vec::new();
             let result = loop {
                 let segs = wal.segments();

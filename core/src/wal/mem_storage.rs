@@ -3,12 +3,14 @@
 //! It models what matters for durability: bytes appended but not yet synced
 //! are lost (or partly kept, torn) by [`MemStorage::crash`]; files created
 //! but not made durable by a directory sync vanish in a crash; syncs, writes
-//! and space can be made to fail on demand. Clones share one disk, so a test
-//! keeps a handle to inspect or damage the disk after the log is dropped.
+//! and space can be made to fail on demand, or held at a gate
+//! ([`MemStorage::pause_syncs`]) so a test can observe work queued behind a
+//! slow disk. Clones share one disk, so a test keeps a handle to inspect or
+//! damage the disk after the log is dropped.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::storage::{SegmentFile, Storage, SyncData};
 
@@ -36,10 +38,35 @@ impl Disk {
     }
 }
 
+/// Holds file data syncs while paused (see [`MemStorage::pause_syncs`]).
+/// Separate from [`Disk`] so a held sync does not block other disk calls.
+#[derive(Debug, Default)]
+struct SyncGate {
+    paused: Mutex<bool>,
+    resumed: Condvar,
+}
+
+impl SyncGate {
+    fn set(&self, paused: bool) {
+        *self.paused.lock().unwrap_or_else(|p| p.into_inner()) = paused;
+        if !paused {
+            self.resumed.notify_all();
+        }
+    }
+
+    fn pass(&self) {
+        let mut paused = self.paused.lock().unwrap_or_else(|p| p.into_inner());
+        while *paused {
+            paused = self.resumed.wait(paused).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
 /// Shared in-memory disk. Cloning yields another handle to the same disk.
 #[derive(Debug, Clone, Default)]
 pub struct MemStorage {
     disk: Arc<Mutex<Disk>>,
+    gate: Arc<SyncGate>,
 }
 
 fn lock(disk: &Mutex<Disk>) -> MutexGuard<'_, Disk> {
@@ -61,6 +88,21 @@ impl MemStorage {
     /// Every later `sync_data`/`sync_dir` fails with EIO (until cleared).
     pub fn set_fail_sync(&self, fail: bool) {
         lock(&self.disk).fail_sync = fail;
+    }
+
+    /// Holds every later file `sync_data` (from a file or its syncer, on any
+    /// thread) until [`MemStorage::resume_syncs`]: a disk whose syncs take
+    /// as long as the test wants. Directory syncs are not held. The held
+    /// call checks `set_fail_sync` only once released, so a test can pause,
+    /// queue work, inject a failure and resume. Resume before dropping a
+    /// writer that syncs on its own threads, or joining it will block.
+    pub fn pause_syncs(&self) {
+        self.gate.set(true);
+    }
+
+    /// Releases syncs held by [`MemStorage::pause_syncs`]; later syncs pass.
+    pub fn resume_syncs(&self) {
+        self.gate.set(false);
     }
 
     /// Every later append fails with EIO (until cleared).
@@ -146,6 +188,7 @@ impl Storage for MemStorage {
         disk.undurable.insert(name.to_string());
         Ok(MemFile {
             disk: Arc::clone(&self.disk),
+            gate: Arc::clone(&self.gate),
             name: name.to_string(),
         })
     }
@@ -156,6 +199,7 @@ impl Storage for MemStorage {
         }
         Ok(MemFile {
             disk: Arc::clone(&self.disk),
+            gate: Arc::clone(&self.gate),
             name: name.to_string(),
         })
     }
@@ -183,10 +227,12 @@ impl Storage for MemStorage {
 #[derive(Debug)]
 pub struct MemFile {
     disk: Arc<Mutex<Disk>>,
+    gate: Arc<SyncGate>,
     name: String,
 }
 
-fn sync_file(disk: &Mutex<Disk>, name: &str) -> io::Result<()> {
+fn sync_file(disk: &Mutex<Disk>, gate: &SyncGate, name: &str) -> io::Result<()> {
+    gate.pass();
     let mut disk = lock(disk);
     if disk.fail_sync {
         return Err(io::Error::other("injected fdatasync failure"));
@@ -199,7 +245,7 @@ fn sync_file(disk: &Mutex<Disk>, name: &str) -> io::Result<()> {
 
 impl SyncData for MemFile {
     fn sync_data(&self) -> io::Result<()> {
-        sync_file(&self.disk, &self.name)
+        sync_file(&self.disk, &self.gate, &self.name)
     }
 }
 
@@ -209,6 +255,7 @@ impl SegmentFile for MemFile {
     fn syncer(&self) -> io::Result<MemFile> {
         Ok(MemFile {
             disk: Arc::clone(&self.disk),
+            gate: Arc::clone(&self.gate),
             name: self.name.clone(),
         })
     }
@@ -260,7 +307,7 @@ impl SegmentFile for MemFile {
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
-        sync_file(&self.disk, &self.name)
+        sync_file(&self.disk, &self.gate, &self.name)
     }
 
     fn truncate(&mut self, len: u64) -> io::Result<()> {
@@ -273,5 +320,35 @@ impl SegmentFile for MemFile {
         file.data.truncate(len);
         file.synced_len = file.synced_len.min(len);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    #[test]
+    fn paused_syncs_are_held_until_resumed_and_then_see_injected_failures() {
+        let mut disk = MemStorage::new();
+        let mut file = disk.create("a").unwrap();
+        file.append(&[b"abc"]).unwrap();
+        let syncer = file.syncer().unwrap();
+        disk.pause_syncs();
+        let (tx, rx) = mpsc::channel();
+        let held = std::thread::spawn(move || tx.send(syncer.sync_data()).unwrap());
+        // Held: no result, nothing synced, while other disk calls still work.
+        assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+        assert_eq!(disk.sync_count(), 0);
+        assert_eq!(disk.file_bytes("a").unwrap(), b"abc");
+        disk.set_fail_sync(true);
+        disk.resume_syncs();
+        let result = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(result.is_err(), "failure injected while held applies");
+        held.join().unwrap();
+        disk.set_fail_sync(false);
+        file.sync_data().unwrap();
+        assert_eq!(disk.sync_count(), 1);
     }
 }

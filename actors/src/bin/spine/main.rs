@@ -1,2 +1,59 @@
-//! The `spine` command.
-fn main() {}
+//! The `spine` command: `spine serve` runs a node, `spine wal inspect`
+//! verifies a log read-only.
+//!
+//! Invariants:
+//! - Every outcome maps to one documented exit status (`spine --help`):
+//!   0 ok, 1 usage/config, 2 storage refused, 3 runtime failure, 4 torn
+//!   tail only (`wal inspect`). Clap's own usage errors exit 1 too.
+//! - Fatal errors are printed once to stderr as `spine: error [CODE]: ...`;
+//!   stdout carries only command output.
+//! - Nothing reachable from input panics.
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod cli;
+mod config;
+mod directory;
+mod exit;
+mod inspect;
+mod logging;
+mod serve;
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, WalCommand};
+use crate::exit::Exit;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout and succeed; usage errors exit 1.
+            let _ = e.print();
+            return if e.use_stderr() {
+                Exit::Usage
+            } else {
+                Exit::Ok
+            }
+            .into();
+        }
+    };
+    let result = match &cli.command {
+        Command::Serve(args) => serve::run(args, &config::process_env),
+        Command::Wal {
+            command: WalCommand::Inspect(args),
+        } => inspect::run(args),
+    };
+    match result {
+        Ok(exit) => exit.into(),
+        Err(failure) => {
+            // Not `eprintln!`: it panics if stderr is a closed pipe.
+            let _ = writeln!(std::io::stderr(), "{}", failure.line());
+            failure.exit.into()
+        }
+    }
+}

@@ -1,0 +1,517 @@
+//! Precedence and validation of the merged configuration. The environment
+//! is injected (a map), so these tests never touch the process's own.
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::CommandFactory;
+use spine_core::ErrorCode;
+
+use super::error::Problem;
+use super::*;
+use crate::cli::Cli;
+
+/// A fake environment.
+#[derive(Default)]
+struct Env(BTreeMap<String, OsString>);
+
+impl Env {
+    fn with(mut self, name: &str, value: impl Into<OsString>) -> Env {
+        self.0.insert(name.to_string(), value.into());
+        self
+    }
+
+    fn lookup(&self) -> impl Fn(&str) -> Option<OsString> + '_ {
+        move |name| self.0.get(name).cloned()
+    }
+}
+
+fn flags(pairs: &[(Setting, &str)]) -> Vec<(Setting, OsString)> {
+    pairs.iter().map(|(s, v)| (*s, OsString::from(v))).collect()
+}
+
+fn resolve_with(
+    config: Option<&Path>,
+    flag_values: &[(Setting, &str)],
+    env: &Env,
+) -> Result<Loaded, ConfigError> {
+    let lookup = env.lookup();
+    resolve(config.map(Path::as_os_str), &flags(flag_values), &lookup)
+}
+
+fn write_file(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("spine.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn problems(e: ConfigError) -> Vec<Problem> {
+    match e {
+        ConfigError::Invalid { problems } => problems,
+        other => panic!("expected Invalid, got {other}"),
+    }
+}
+
+#[test]
+fn nothing_given_means_defaults() {
+    let loaded = resolve_with(None, &[], &Env::default()).unwrap();
+    assert_eq!(loaded.config, NodeConfig::default());
+    assert!(loaded.file.is_none());
+    for s in Setting::ALL {
+        assert_eq!(loaded.origin(s), Origin::Default, "{s:?}");
+    }
+    loaded.validate().unwrap();
+}
+
+#[test]
+fn file_then_env_then_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_file(
+        tmp.path(),
+        "[storage]\nsegment_bytes = 8192\nmax_in_flight = 7\n[log]\nlevel = \"warn\"\n",
+    );
+    let env = Env::default()
+        .with("SPINE_SEGMENT_BYTES", "16384")
+        .with("SPINE_LOG_LEVEL", "debug");
+
+    // File only.
+    let l = resolve_with(Some(&file), &[], &Env::default()).unwrap();
+    assert_eq!(l.config.storage.segment_bytes, 8192);
+    assert_eq!(l.origin(Setting::SegmentBytes), Origin::File(file.clone()));
+    assert_eq!(l.origin(Setting::MaxRecordBytes), Origin::Default);
+
+    // Env over file; file still supplies what env does not.
+    let l = resolve_with(Some(&file), &[], &env).unwrap();
+    assert_eq!(l.config.storage.segment_bytes, 16384);
+    assert_eq!(
+        l.origin(Setting::SegmentBytes),
+        Origin::Env("SPINE_SEGMENT_BYTES")
+    );
+    assert_eq!(l.config.storage.max_in_flight, 7);
+    assert_eq!(l.config.log.level, "debug");
+
+    // Flag over env.
+    let l = resolve_with(Some(&file), &[(Setting::SegmentBytes, "32768")], &env).unwrap();
+    assert_eq!(l.config.storage.segment_bytes, 32768);
+    assert_eq!(
+        l.origin(Setting::SegmentBytes),
+        Origin::Flag("--segment-bytes")
+    );
+    assert_eq!(l.config.log.level, "debug");
+    assert_eq!(l.config.storage.max_in_flight, 7);
+    l.validate().unwrap();
+}
+
+#[test]
+fn every_setting_is_reachable_from_env_and_flag() {
+    let sample = |s: Setting| match s {
+        Setting::DataDir | Setting::Mailboxes | Setting::Workflows | Setting::DirectoryToml => {
+            "/some/path"
+        }
+        Setting::LogFormat => "json",
+        Setting::LogLevel => "trace",
+        _ => "4242",
+    };
+    for setting in Setting::ALL {
+        let env = Env::default().with(setting.env(), sample(setting));
+        let l = resolve_with(None, &[], &env).unwrap();
+        assert_eq!(l.origin(setting), Origin::Env(setting.env()), "{setting:?}");
+        assert_ne!(
+            l.config,
+            NodeConfig::default(),
+            "{setting:?} via env changed nothing"
+        );
+        let l = resolve_with(None, &[(setting, sample(setting))], &Env::default()).unwrap();
+        assert_eq!(
+            l.origin(setting),
+            Origin::Flag(setting.flag()),
+            "{setting:?}"
+        );
+        assert_ne!(
+            l.config,
+            NodeConfig::default(),
+            "{setting:?} via flag changed nothing"
+        );
+    }
+}
+
+#[test]
+fn empty_env_var_counts_as_unset() {
+    let env = Env::default()
+        .with("SPINE_DATA_DIR", "")
+        .with("SPINE_CONFIG", "");
+    let l = resolve_with(None, &[], &env).unwrap();
+    assert_eq!(l.config, NodeConfig::default());
+    assert!(l.file.is_none());
+}
+
+#[test]
+fn config_flag_beats_config_env() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a.toml");
+    let b = tmp.path().join("b.toml");
+    std::fs::write(&a, "[storage]\nmax_in_flight = 1\n").unwrap();
+    std::fs::write(&b, "[storage]\nmax_in_flight = 2\n").unwrap();
+    let env = Env::default().with("SPINE_CONFIG", a.as_os_str());
+    let l = resolve_with(None, &[], &env).unwrap();
+    assert_eq!(l.config.storage.max_in_flight, 1);
+    assert_eq!(l.file.as_deref(), Some(a.as_path()));
+    let l = resolve_with(Some(&b), &[], &env).unwrap();
+    assert_eq!(l.config.storage.max_in_flight, 2);
+}
+
+#[test]
+fn missing_or_bad_config_file_is_an_error() {
+    let e = resolve_with(
+        Some(Path::new("/nonexistent/spine.toml")),
+        &[],
+        &Env::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "CONFIG_FILE_UNREADABLE");
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_file(tmp.path(), "[storage]\n\n\nbogus = 1\n");
+    let e = resolve_with(Some(&file), &[], &Env::default()).unwrap_err();
+    assert_eq!(e.code(), "CONFIG_FILE_INVALID");
+    let text = e.to_string();
+    assert!(text.contains("bogus") && text.contains("line 4"), "{text}");
+}
+
+#[test]
+fn unparsable_values_name_their_source() {
+    let env = Env::default().with("SPINE_MAX_IN_FLIGHT", "lots");
+    let e = resolve_with(None, &[], &env).unwrap_err();
+    assert_eq!(e.code(), "CONFIG_VALUE_UNPARSABLE");
+    let text = e.to_string();
+    assert!(text.contains("SPINE_MAX_IN_FLIGHT"), "{text}");
+    assert!(text.contains("\"lots\""), "{text}");
+    assert!(text.contains("whole number"), "{text}");
+
+    let e = resolve_with(None, &[(Setting::InboxExpiry, "5d")], &Env::default()).unwrap_err();
+    assert!(e.to_string().contains("--inbox-expiry-secs"), "{e}");
+    assert!(e.to_string().contains("seconds"), "{e}");
+}
+
+#[test]
+fn higher_layer_directory_form_replaces_lower() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_file(tmp.path(), "[directory]\ntoml = \"/etc/dir.toml\"\n");
+    let l = resolve_with(
+        Some(&file),
+        &[
+            (Setting::Mailboxes, "/m.jsonl"),
+            (Setting::Workflows, "/w.jsonl"),
+        ],
+        &Env::default(),
+    )
+    .unwrap();
+    assert_eq!(l.config.directory.toml, None);
+    assert_eq!(l.origin(Setting::DirectoryToml), Origin::Default);
+    assert_eq!(
+        l.config.directory.mailboxes,
+        Some(PathBuf::from("/m.jsonl"))
+    );
+    l.validate().unwrap();
+
+    let file = write_file(
+        tmp.path(),
+        "[directory]\nmailboxes = \"/m\"\nworkflows = \"/w\"\n",
+    );
+    let env = Env::default().with("SPINE_DIRECTORY_TOML", "/d.toml");
+    let l = resolve_with(Some(&file), &[], &env).unwrap();
+    assert_eq!(l.config.directory.mailboxes, None);
+    assert_eq!(l.config.directory.workflows, None);
+    assert_eq!(l.config.directory.toml, Some(PathBuf::from("/d.toml")));
+    l.validate().unwrap();
+
+    // A JSONL path from a higher layer merges with its pair from a lower one.
+    let env = Env::default().with("SPINE_MAILBOXES", "/env-m");
+    let l = resolve_with(Some(&file), &[], &env).unwrap();
+    assert_eq!(l.config.directory.mailboxes, Some(PathBuf::from("/env-m")));
+    assert_eq!(l.config.directory.workflows, Some(PathBuf::from("/w")));
+    l.validate().unwrap();
+}
+
+#[test]
+fn both_directory_forms_in_one_layer_conflict() {
+    let l = resolve_with(
+        None,
+        &[
+            (Setting::DirectoryToml, "/d.toml"),
+            (Setting::Mailboxes, "/m"),
+            (Setting::Workflows, "/w"),
+        ],
+        &Env::default(),
+    )
+    .unwrap();
+    let p = problems(l.validate().unwrap_err());
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].setting, Setting::DirectoryToml);
+    let text = p[0].to_string();
+    assert!(
+        text.contains("flag --directory") && text.contains("flag --mailboxes"),
+        "{text}"
+    );
+    assert!(text.contains("not both"), "{text}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_file(
+        tmp.path(),
+        "[directory]\ntoml = \"/d\"\nworkflows = \"/w\"\nmailboxes = \"/m\"\n",
+    );
+    let l = resolve_with(Some(&file), &[], &Env::default()).unwrap();
+    let text = l.validate().unwrap_err().to_string();
+    assert!(text.contains("config file"), "{text}");
+}
+
+#[test]
+fn jsonl_files_must_come_together() {
+    let l = resolve_with(None, &[(Setting::Mailboxes, "/m")], &Env::default()).unwrap();
+    let p = problems(l.validate().unwrap_err());
+    assert_eq!(p[0].setting, Setting::Mailboxes);
+    assert!(p[0].message.contains("--workflows"), "{}", p[0]);
+    let env = Env::default().with("SPINE_WORKFLOWS", "/w");
+    let l = resolve_with(None, &[], &env).unwrap();
+    let p = problems(l.validate().unwrap_err());
+    assert_eq!(p[0].setting, Setting::Workflows);
+    assert!(p[0].to_string().contains("SPINE_WORKFLOWS"), "{}", p[0]);
+}
+
+#[test]
+fn out_of_range_values_are_all_reported_with_origins() {
+    let env = Env::default().with("SPINE_MAX_BATCH_RECORDS", "0");
+    let l = resolve_with(
+        None,
+        &[
+            (Setting::SegmentBytes, "100"),
+            (Setting::MaxRecordBytes, "0"),
+            (Setting::MaxBatchBytes, "0"),
+            (Setting::MaxInFlight, "0"),
+            (Setting::HashIterations, "0"),
+        ],
+        &env,
+    )
+    .unwrap();
+    let e = l.validate().unwrap_err();
+    assert_eq!(e.code(), "CONFIG_INVALID");
+    let p = problems(e);
+    let settings: Vec<Setting> = p.iter().map(|p| p.setting).collect();
+    assert_eq!(
+        settings,
+        vec![
+            Setting::SegmentBytes,
+            Setting::MaxRecordBytes,
+            Setting::MaxBatchRecords,
+            Setting::MaxBatchBytes,
+            Setting::MaxInFlight,
+            Setting::HashIterations,
+        ]
+    );
+    let seg = p[0].to_string();
+    assert!(seg.contains("storage.segment_bytes = 100"), "{seg}");
+    assert!(seg.contains("flag --segment-bytes"), "{seg}");
+    assert!(seg.contains("between 4096 and"), "{seg}");
+    assert!(p[2]
+        .to_string()
+        .contains("environment variable SPINE_MAX_BATCH_RECORDS"));
+}
+
+#[test]
+fn upper_bounds_hold() {
+    for (setting, value) in [
+        (Setting::SegmentBytes, "4294967297"),
+        (Setting::MaxRecordBytes, "1073741825"),
+        (Setting::MaxBatchRecords, "1048577"),
+        (Setting::MaxInFlight, "16777217"),
+        (Setting::InboxExpiry, "315360001"),
+        (Setting::HashIterations, "10000001"),
+    ] {
+        let l = resolve_with(None, &[(setting, value)], &Env::default()).unwrap();
+        let p = problems(l.validate().unwrap_err());
+        assert!(p.iter().any(|p| p.setting == setting), "{setting:?}: {p:?}");
+    }
+    let l = resolve_with(
+        None,
+        &[
+            (Setting::SegmentBytes, "4294967296"),
+            (Setting::MaxInFlight, "16777216"),
+        ],
+        &Env::default(),
+    )
+    .unwrap();
+    l.validate().unwrap();
+}
+
+#[test]
+fn retention_rules() {
+    let l = resolve_with(None, &[(Setting::InboxExpiry, "0")], &Env::default()).unwrap();
+    assert_eq!(
+        problems(l.validate().unwrap_err())[0].setting,
+        Setting::InboxExpiry
+    );
+
+    let l = resolve_with(
+        None,
+        &[(Setting::InboxExpiry, "600"), (Setting::PurgeAfter, "60")],
+        &Env::default(),
+    )
+    .unwrap();
+    let p = problems(l.validate().unwrap_err());
+    assert_eq!(p[0].setting, Setting::PurgeAfter);
+    assert!(p[0].message.contains("inbox_expiry"), "{}", p[0]);
+
+    let l = resolve_with(
+        None,
+        &[(Setting::InboxExpiry, "60"), (Setting::PurgeAfter, "60")],
+        &Env::default(),
+    )
+    .unwrap();
+    l.validate().unwrap();
+    assert_eq!(l.config.storage.purge_after, Duration::from_secs(60));
+}
+
+#[test]
+fn data_dir_must_not_be_a_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("plain");
+    std::fs::write(&file, b"x").unwrap();
+    let env = Env::default().with("SPINE_DATA_DIR", file.as_os_str());
+    let l = resolve_with(None, &[], &env).unwrap();
+    let p = problems(l.validate().unwrap_err());
+    assert_eq!(p[0].setting, Setting::DataDir);
+    assert!(p[0].message.contains("not a directory"), "{}", p[0]);
+
+    // Existing directory and not-yet-existing path are both fine.
+    for dir in [tmp.path().to_path_buf(), tmp.path().join("new/sub")] {
+        let l = resolve_with(
+            None,
+            &[(Setting::DataDir, dir.to_str().unwrap())],
+            &Env::default(),
+        )
+        .unwrap();
+        l.validate().unwrap();
+    }
+    let l = resolve_with(None, &[(Setting::DataDir, "")], &Env::default()).unwrap();
+    assert!(problems(l.validate().unwrap_err())[0]
+        .message
+        .contains("empty"));
+}
+
+#[test]
+fn log_level_must_be_a_real_filter() {
+    for good in [
+        "info",
+        "WARN",
+        "off",
+        "info,spine_actors=debug",
+        "spine=trace",
+    ] {
+        let l = resolve_with(None, &[(Setting::LogLevel, good)], &Env::default()).unwrap();
+        l.validate().unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
+    for bad in ["", "inf", "info,verbose", "spine=loud"] {
+        let l = resolve_with(None, &[(Setting::LogLevel, bad)], &Env::default()).unwrap();
+        let p = problems(l.validate().unwrap_err());
+        assert_eq!(p[0].setting, Setting::LogLevel, "{bad}");
+    }
+}
+
+#[test]
+fn print_config_round_trips_and_names_origins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_file(tmp.path(), "[storage]\nmax_in_flight = 9\n");
+    let env = Env::default().with("SPINE_LOG_FORMAT", "json");
+    let l = resolve_with(
+        Some(&file),
+        &[
+            (Setting::DataDir, "/var/lib/spine \"quoted\""),
+            (Setting::DirectoryToml, "/etc/spine/dir.toml"),
+        ],
+        &env,
+    )
+    .unwrap();
+    let text = l.to_toml().unwrap();
+    let reparsed = super::file::parse(Path::new("printed"), &text).unwrap();
+    assert_eq!(reparsed.config, l.config, "{text}");
+    assert!(text.contains("max_in_flight = 9  # config file"), "{text}");
+    assert!(
+        text.contains("format = \"json\"  # environment variable SPINE_LOG_FORMAT"),
+        "{text}"
+    );
+    assert!(text.contains("# flag --data-dir"), "{text}");
+    assert!(
+        text.contains("inbox_expiry = 432000  # seconds; built-in default"),
+        "{text}"
+    );
+    assert!(text.contains("# mailboxes is not set"), "{text}");
+}
+
+#[test]
+fn every_model_field_has_a_setting() {
+    let table = toml::Table::try_from(NodeConfig {
+        directory: DirectoryConfig {
+            mailboxes: Some("/m".into()),
+            workflows: Some("/w".into()),
+            toml: Some("/t".into()),
+            ..DirectoryConfig::default()
+        },
+        ..NodeConfig::default()
+    })
+    .unwrap();
+    let keys: Vec<String> = table
+        .iter()
+        .flat_map(|(section, v)| {
+            v.as_table()
+                .unwrap()
+                .keys()
+                .map(move |k| format!("{section}.{k}"))
+        })
+        .collect();
+    let mut known: Vec<&str> = Setting::ALL.iter().map(|s| s.key()).collect();
+    known.sort_unstable();
+    let mut keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, known, "add new fields to config::settings::Setting");
+}
+
+#[test]
+fn help_defaults_match_the_model() {
+    let text = resolve_with(None, &[], &Env::default())
+        .unwrap()
+        .to_toml()
+        .unwrap();
+    let cmd = Cli::command();
+    let serve = cmd.find_subcommand("serve").unwrap();
+    for setting in Setting::ALL {
+        let (_, field) = setting.section_and_field();
+        let Some(value) = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{field} = ")))
+            .and_then(|rest| rest.split("  #").next())
+        else {
+            continue; // unset by default: no [default: ...] in the help
+        };
+        let value = value.trim_matches('"');
+        let long = setting.flag().trim_start_matches("--");
+        let help = serve
+            .get_arguments()
+            .find(|a| a.get_long() == Some(long))
+            .and_then(|a| a.get_help())
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        assert!(
+            help.contains(&format!("[default: {value}]")),
+            "{}: help says {help:?}, model default is {value}",
+            setting.flag()
+        );
+    }
+}
+
+#[test]
+fn non_utf8_config_path_is_read_as_bytes() {
+    // The config path is an OsStr all the way through.
+    let e = resolve(Some(OsStr::new("/nonexistent/\u{e9}.toml")), &[], &|_| None).unwrap_err();
+    assert!(e.to_string().contains(".toml"));
+}

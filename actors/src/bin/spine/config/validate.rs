@@ -1,0 +1,263 @@
+//! Rules on the merged configuration.
+//!
+//! Every rule is checked and every broken one reported together, each naming
+//! the setting, its value, where the value came from and what to do, so an
+//! operator fixes everything in one pass. The ranges are at least as strict
+//! as `WalConfig::validate` and the writer's, so storage never sees a value
+//! it would refuse or silently clamp.
+
+use std::ops::RangeInclusive;
+use std::path::Path;
+
+use spine_core::directory::credentials::{MAX_HASH_ITERATIONS, MIN_HASH_ITERATIONS};
+
+use super::error::{ConfigError, Problem};
+use super::settings::Setting;
+use super::Loaded;
+
+/// Segment size range. The ceiling bounds memory: recovery reads one whole
+/// segment into memory at a time.
+pub const SEGMENT_BYTES: RangeInclusive<u64> = 4096..=(4 << 30);
+/// Record size range (the log's own limit).
+pub const MAX_RECORD_BYTES: RangeInclusive<u32> = 1..=(1 << 30);
+/// Records per group commit (the log's own limit).
+pub const MAX_BATCH_RECORDS: RangeInclusive<usize> = 1..=(1 << 20);
+/// Bytes per group commit.
+pub const MAX_BATCH_BYTES: RangeInclusive<usize> = 1..=(1 << 30);
+/// Appends queued or in flight.
+pub const MAX_IN_FLIGHT: RangeInclusive<usize> = 1..=(1 << 24);
+/// Longest retention accepted for either duration: ten years, in seconds.
+pub const MAX_RETENTION_SECS: u64 = 3650 * 24 * 3600;
+
+struct Checker<'a> {
+    loaded: &'a Loaded,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn fail(&mut self, setting: Setting, value: impl ToString, message: impl Into<String>) {
+        self.problems.push(Problem {
+            setting,
+            origin: self.loaded.origin(setting),
+            value: value.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn range<T>(&mut self, setting: Setting, value: T, range: RangeInclusive<T>, unit: &str)
+    where
+        T: PartialOrd + std::fmt::Display + Copy,
+    {
+        if !range.contains(&value) {
+            self.fail(
+                setting,
+                value,
+                format!(
+                    "must be between {} and {} {unit}",
+                    range.start(),
+                    range.end()
+                ),
+            );
+        }
+    }
+}
+
+/// Checks `loaded`, returning every problem found.
+pub fn validate(loaded: &Loaded) -> Result<(), ConfigError> {
+    let mut c = Checker {
+        loaded,
+        problems: Vec::new(),
+    };
+    storage(&mut c);
+    directory(&mut c);
+    log(&mut c);
+    if c.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            problems: c.problems,
+        })
+    }
+}
+
+fn storage(c: &mut Checker<'_>) {
+    let s = &c.loaded.config.storage;
+    data_dir(c, &s.data_dir);
+    c.range(
+        Setting::SegmentBytes,
+        s.segment_bytes,
+        SEGMENT_BYTES,
+        "bytes",
+    );
+    c.range(
+        Setting::MaxRecordBytes,
+        s.max_record_bytes,
+        MAX_RECORD_BYTES,
+        "bytes",
+    );
+    c.range(
+        Setting::MaxBatchRecords,
+        s.max_batch_records,
+        MAX_BATCH_RECORDS,
+        "records",
+    );
+    c.range(
+        Setting::MaxBatchBytes,
+        s.max_batch_bytes,
+        MAX_BATCH_BYTES,
+        "bytes",
+    );
+    c.range(
+        Setting::MaxInFlight,
+        s.max_in_flight,
+        MAX_IN_FLIGHT,
+        "records",
+    );
+    let expiry = s.inbox_expiry.as_secs();
+    let purge = s.purge_after.as_secs();
+    c.range(
+        Setting::InboxExpiry,
+        expiry,
+        1..=MAX_RETENTION_SECS,
+        "seconds",
+    );
+    if purge > MAX_RETENTION_SECS {
+        c.range(
+            Setting::PurgeAfter,
+            purge,
+            1..=MAX_RETENTION_SECS,
+            "seconds",
+        );
+    } else if purge < expiry {
+        c.fail(
+            Setting::PurgeAfter,
+            purge,
+            format!(
+                "is shorter than storage.inbox_expiry ({expiry} seconds, from {}); a message must stay until it expires, so set purge_after to at least inbox_expiry",
+                c.loaded.origin(Setting::InboxExpiry)
+            ),
+        );
+    }
+}
+
+fn data_dir(c: &mut Checker<'_>, dir: &Path) {
+    let shown = dir.display();
+    if dir.as_os_str().is_empty() {
+        c.fail(
+            Setting::DataDir,
+            "\"\"",
+            "is empty; give the directory that holds (or will hold) the log",
+        );
+        return;
+    }
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => c.fail(
+            Setting::DataDir,
+            shown,
+            "exists but is not a directory; point it at a directory (it is created if missing)",
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => c.fail(
+            Setting::DataDir,
+            shown,
+            format!("cannot be checked ({e}); fix the path or its permissions"),
+        ),
+    }
+}
+
+fn directory(c: &mut Checker<'_>) {
+    let d = &c.loaded.config.directory;
+    let (mailboxes, workflows, toml) = (d.mailboxes.clone(), d.workflows.clone(), d.toml.clone());
+    let iterations = d.hash_iterations;
+    if let Some(toml) = &toml {
+        if mailboxes.is_some() || workflows.is_some() {
+            let other = if mailboxes.is_some() {
+                Setting::Mailboxes
+            } else {
+                Setting::Workflows
+            };
+            c.fail(
+                Setting::DirectoryToml,
+                toml.display(),
+                format!(
+                    "conflicts with {} (from {}): choose either the native TOML directory or the mesh-sandbox JSONL pair (mailboxes + workflows), not both",
+                    other.key(),
+                    c.loaded.origin(other)
+                ),
+            );
+        }
+    }
+    match (&mailboxes, &workflows) {
+        (Some(m), None) => c.fail(
+            Setting::Mailboxes,
+            m.display(),
+            format!(
+                "is given without directory.workflows; give both mesh-sandbox files ({} and {})",
+                Setting::Mailboxes.flag(),
+                Setting::Workflows.flag()
+            ),
+        ),
+        (None, Some(w)) => c.fail(
+            Setting::Workflows,
+            w.display(),
+            format!(
+                "is given without directory.mailboxes; give both mesh-sandbox files ({} and {})",
+                Setting::Mailboxes.flag(),
+                Setting::Workflows.flag()
+            ),
+        ),
+        _ => {}
+    }
+    for (setting, path) in [
+        (Setting::Mailboxes, &mailboxes),
+        (Setting::Workflows, &workflows),
+        (Setting::DirectoryToml, &toml),
+    ] {
+        if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            c.fail(setting, "\"\"", "is empty; give a file path");
+        }
+    }
+    c.range(
+        Setting::HashIterations,
+        iterations,
+        MIN_HASH_ITERATIONS..=MAX_HASH_ITERATIONS,
+        "iterations",
+    );
+}
+
+/// Level names a bare directive may be.
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+const LEVEL_HELP: &str = "use a level (off, error, warn, info, debug, trace) or comma-separated directives such as \"info,spine_actors=debug\"";
+
+fn log(c: &mut Checker<'_>) {
+    let level = c.loaded.config.log.level.clone();
+    let shown = format!("{level:?}");
+    if level.trim().is_empty() {
+        c.fail(Setting::LogLevel, shown, format!("is empty; {LEVEL_HELP}"));
+        return;
+    }
+    // `tracing` reads a bare word as a target name, so a misspelt level
+    // ("inf") would silently turn logging off; insist bare words are levels.
+    let bare = level
+        .split(',')
+        .map(str::trim)
+        .find(|d| !d.contains('=') && !LEVELS.contains(&d.to_ascii_lowercase().as_str()));
+    if let Some(word) = bare {
+        c.fail(
+            Setting::LogLevel,
+            shown,
+            format!(
+                "{word:?} is not a level; {LEVEL_HELP} (to filter by module write target=level)"
+            ),
+        );
+        return;
+    }
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&level) {
+        c.fail(
+            Setting::LogLevel,
+            shown,
+            format!("is not a log filter ({e}); {LEVEL_HELP}"),
+        );
+    }
+}

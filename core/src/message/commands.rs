@@ -1,0 +1,265 @@
+//! Commands: validate a request against current state and build the events
+//! to log. Nothing here changes state; the caller logs the events and then
+//! applies them (see [`super::store`]). Keeping validation before logging
+//! means the log only ever holds events that apply cleanly.
+
+use crate::envelope::{Envelope, MessageType, ReportStatus};
+use crate::ids::{MailboxId, MessageId};
+use crate::time::Timestamp;
+
+use super::error::StoreError;
+use super::event::Event;
+use super::status::MessageStatus;
+use super::store::MessageStore;
+
+/// Longest idempotency key accepted.
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 128;
+/// MESH error code of a non-delivery report.
+pub const NDR_CODE: &str = "14";
+
+/// The outcome of checking a send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendCheck {
+    /// Log this event.
+    New(Event),
+    /// The sender already sent this idempotency key: answer with this id.
+    Duplicate(MessageId),
+}
+
+/// The outcome of checking an acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckCheck {
+    /// Log this event.
+    Log(Event),
+    /// Already acknowledged: nothing to log, report success (idempotent).
+    AlreadyAcknowledged,
+}
+
+fn check_key(key: &str) -> Result<(), StoreError> {
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
+        return Err(StoreError::IdempotencyKey(format!(
+            "length {} is outside 1..={MAX_IDEMPOTENCY_KEY_BYTES}",
+            key.len()
+        )));
+    }
+    if let Some(c) = key.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(StoreError::IdempotencyKey(format!(
+            "character {c:?} is not visible ASCII"
+        )));
+    }
+    Ok(())
+}
+
+impl MessageStore {
+    /// Checks a new message (chunk 1) and builds its `Create` event.
+    pub fn check_send(
+        &self,
+        envelope: Envelope,
+        idempotency_key: Option<String>,
+    ) -> Result<SendCheck, StoreError> {
+        if let Some(key) = &idempotency_key {
+            check_key(key)?;
+            if let Some(id) = self.by_idempotency_key(&envelope.sender, key) {
+                return Ok(SendCheck::Duplicate(id.clone()));
+            }
+        }
+        envelope.validate()?;
+        if self.messages.contains_key(&envelope.message_id) {
+            return Err(StoreError::AlreadyExists(envelope.message_id));
+        }
+        if self.messages.len() as u64 >= self.config.max_messages {
+            return Err(StoreError::Limit {
+                what: "stored messages",
+                limit: self.config.max_messages,
+                hint: "recipients must collect and acknowledge messages, or raise storage.max_messages",
+            });
+        }
+        if self.inbox_len(&envelope.recipient) as u64 >= self.config.max_inbox_depth {
+            return Err(StoreError::Limit {
+                what: "inbox depth",
+                limit: self.config.max_inbox_depth,
+                hint: "the recipient must collect and acknowledge its messages before more can be delivered",
+            });
+        }
+        Ok(SendCheck::New(Event::Create {
+            envelope: Box::new(envelope),
+            idempotency_key,
+        }))
+    }
+
+    /// Checks chunk `chunk_no` of an uploading message from `sender`.
+    pub fn check_chunk(
+        &self,
+        sender: &MailboxId,
+        id: &MessageId,
+        chunk_no: u32,
+    ) -> Result<Event, StoreError> {
+        let state = self
+            .get(id)
+            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        if &state.envelope.sender != sender {
+            return Err(StoreError::NotSender {
+                id: id.clone(),
+                mailbox: sender.clone(),
+            });
+        }
+        if state.status != MessageStatus::Uploading {
+            return Err(StoreError::UploadComplete(id.clone()));
+        }
+        let total = state.envelope.total_chunks;
+        if chunk_no < 2 || chunk_no > total {
+            return Err(StoreError::ChunkOutOfRange {
+                id: id.clone(),
+                chunk: chunk_no,
+                total,
+            });
+        }
+        Ok(Event::Chunk {
+            message_id: id.clone(),
+            origin: state.origin,
+            chunk_no,
+        })
+    }
+
+    /// Checks an acknowledgement by `mailbox` at `now`.
+    pub fn check_ack(
+        &self,
+        mailbox: &MailboxId,
+        id: &MessageId,
+        now: Timestamp,
+    ) -> Result<AckCheck, StoreError> {
+        let state = self
+            .get(id)
+            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        if &state.envelope.recipient != mailbox {
+            return Err(StoreError::NotRecipient {
+                id: id.clone(),
+                mailbox: mailbox.clone(),
+            });
+        }
+        match state.status {
+            MessageStatus::Accepted => Ok(AckCheck::Log(Event::Acknowledge {
+                message_id: id.clone(),
+                origin: state.origin,
+                at: now,
+            })),
+            MessageStatus::Acknowledged => Ok(AckCheck::AlreadyAcknowledged),
+            status => Err(StoreError::WrongStatus {
+                id: id.clone(),
+                status,
+                what: "only an accepted message can be acknowledged",
+            }),
+        }
+    }
+
+    /// Events expiring messages due at `now`: for each, one atomic group of
+    /// `[Expire, Create(non-delivery report to the sender)]` (reports that
+    /// expire produce no report, so reports can never loop). `next_id`
+    /// supplies report ids.
+    pub fn expiry_events(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        mut next_id: impl FnMut() -> Result<MessageId, StoreError>,
+    ) -> Result<Vec<Vec<Event>>, StoreError> {
+        let mut groups = Vec::new();
+        for state in self.due_expiry(now, limit) {
+            let env = &state.envelope;
+            let report = match env.message_type {
+                MessageType::Data => Some(non_delivery_report(
+                    env,
+                    next_id()?,
+                    now,
+                    self.config.inbox_expiry,
+                )),
+                MessageType::Report => None,
+            };
+            let mut group = vec![Event::Expire {
+                message_id: env.message_id.clone(),
+                origin: state.origin,
+                at: now,
+                report_id: report.as_ref().map(|r| r.message_id.clone()),
+            }];
+            if let Some(report) = report {
+                group.push(Event::Create {
+                    envelope: Box::new(report),
+                    idempotency_key: None,
+                });
+            }
+            groups.push(group);
+        }
+        Ok(groups)
+    }
+
+    /// `Purge` events for messages due at `now`.
+    pub fn purge_events(&self, now: Timestamp, limit: usize) -> Vec<Event> {
+        self.due_purge(now, limit)
+            .into_iter()
+            .map(|s| Event::Purge {
+                message_id: s.envelope.message_id.clone(),
+                origin: s.origin,
+                at: now,
+            })
+            .collect()
+    }
+}
+
+/// The non-delivery report (MESH code 14) for `original`: a REPORT with no
+/// content, from the recipient that did not collect, to the original sender.
+pub fn non_delivery_report(
+    original: &Envelope,
+    id: MessageId,
+    now: Timestamp,
+    inbox_expiry: std::time::Duration,
+) -> Envelope {
+    let days = inbox_expiry.as_secs() / 86_400;
+    let after = if days >= 1 {
+        format!("{days} days")
+    } else {
+        format!("{} seconds", inbox_expiry.as_secs())
+    };
+    let subject = match &original.subject {
+        Some(s) => {
+            let mut subject = format!("NDR: {s}");
+            truncate_utf8(&mut subject, crate::envelope::MAX_SUBJECT_BYTES);
+            subject
+        }
+        None => "NDR".to_string(),
+    };
+    Envelope {
+        message_id: id,
+        message_type: MessageType::Report,
+        sender: original.recipient.clone(),
+        recipient: original.sender.clone(),
+        workflow_id: original.workflow_id.clone(),
+        subject: Some(subject),
+        local_id: original.local_id.clone(),
+        file_name: None,
+        content_type: None,
+        compressed: false,
+        encrypted: false,
+        checksum: None,
+        partner_id: None,
+        total_chunks: 0,
+        created_at: now,
+        expires_at: now
+            .saturating_add(inbox_expiry)
+            .max(Timestamp::from_micros(now.as_micros() + 1)),
+        linked_message_id: Some(original.message_id.clone()),
+        report: Some(ReportStatus {
+            code: NDR_CODE.to_string(),
+            event: "SEND".to_string(),
+            description: format!("Message not collected by recipient after {after}"),
+        }),
+    }
+}
+
+fn truncate_utf8(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+}
