@@ -1,11 +1,16 @@
 //! `spine-actors`: the Spine node runtime.
 //!
-//! This crate is the async shell around the sans-IO `spine-core`: it owns
-//! threads, files and sockets. Today it holds the write-ahead log on real
-//! disks ([`wal`]), the production clock and randomness ([`system`]) and the
-//! node's startup and recovery ([`node`]); the actor tree, transports and
-//! metrics build on these.
+//! The async shell around the sans-IO `spine-core`: it owns threads, files
+//! and actors. [`wal`] is the write-ahead log on real disks (pipelined group
+//! commit); [`node`] opens storage and runs the actor tree behind a
+//! [`node::NodeHandle`]; [`partition`], [`supervisor`], [`expiry`] and
+//! [`service`] are the actors; [`system`] the production clock and
+//! randomness.
 
+pub mod expiry;
 pub mod node;
+pub mod partition;
+pub mod service;
+pub mod supervisor;
 pub mod system;
 pub mod wal;

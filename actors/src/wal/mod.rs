@@ -4,7 +4,9 @@ pub mod file_storage;
 pub mod writer;
 
 pub use file_storage::{DiskFile, FileStorage, ReadOnlyStorage};
-pub use writer::{AppendError, WalHandle, WalWriter, WriterConfig, WriterStats};
+pub use writer::{
+    AppendError, AppendResult, Completion, WalHandle, WalWriter, WriterConfig, WriterStats,
+};
 
 #[cfg(test)]
 mod writer_tests;

@@ -103,11 +103,47 @@ impl AppendError {
 
 type Done<T> = oneshot::Sender<Result<T, AppendError>>;
 
+/// The outcome of an append: the durable records, or why not.
+pub type AppendResult = Result<Vec<AppendedRecord>, AppendError>;
+
+/// How an appender learns its outcome. Callbacks run on the WAL's own
+/// threads, in sequence-number order, so a callback must be quick and must
+/// not block (sending on an unbounded channel or an actor mailbox is fine).
+pub enum Completion {
+    /// Resolve a future.
+    Oneshot(Done<Vec<AppendedRecord>>),
+    /// Call a function.
+    Callback(Box<dyn FnOnce(AppendResult) + Send>),
+}
+
+impl Completion {
+    fn complete(self, result: AppendResult) {
+        match self {
+            Completion::Oneshot(tx) => {
+                let _ = tx.send(result);
+            }
+            Completion::Callback(f) => f(result),
+        }
+    }
+}
+
+impl std::fmt::Debug for Completion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Completion::Oneshot(_) => "Completion::Oneshot",
+            Completion::Callback(_) => "Completion::Callback",
+        })
+    }
+}
+
 enum Command {
     Append {
         records: Vec<PendingRecord>,
-        done: Done<Vec<AppendedRecord>>,
+        done: Completion,
         _permit: OwnedSemaphorePermit,
+    },
+    Barrier {
+        done: Done<u64>,
     },
     Seal {
         done: Done<()>,
@@ -116,6 +152,7 @@ enum Command {
         upto_exclusive: u64,
         done: Done<Vec<SegmentInfo>>,
     },
+    Stop,
     Segments {
         done: Done<Vec<SegmentInfo>>,
     },
@@ -208,6 +245,10 @@ impl WalWriter {
     }
 
     fn join(&mut self) {
+        // Stop is queued behind everything already sent, so queued work
+        // is written and synced first; handles still held elsewhere then
+        // get `Closed`.
+        let _ = self.handle.tx.send(Command::Stop);
         let (dead_tx, _) = crossbeam_channel::bounded(0);
         self.handle.tx = dead_tx;
         if let Some(t) = self.thread.take() {
@@ -241,21 +282,48 @@ impl WalHandle {
         &self,
         records: Vec<PendingRecord>,
     ) -> Result<Vec<AppendedRecord>, AppendError> {
+        let (done, rx) = oneshot::channel();
+        self.append_with(records, Completion::Oneshot(done)).await?;
+        rx.await.map_err(|_| self.closed_reason())?
+    }
+
+    /// Queues records atomically into one batch and returns once they are
+    /// queued (waiting for room first: backpressure); `done` learns the
+    /// outcome. Completions of successive appends run in sequence order.
+    pub async fn append_with(
+        &self,
+        records: Vec<PendingRecord>,
+        done: Completion,
+    ) -> Result<(), AppendError> {
         self.precheck(&records)?;
         let n = u32::try_from(records.len().min(self.max_in_flight)).unwrap_or(u32::MAX);
         let permit = Arc::clone(&self.permits)
             .acquire_many_owned(n)
             .await
             .map_err(|_| AppendError::Closed)?;
-        let (done, rx) = oneshot::channel();
         self.tx
             .send(Command::Append {
                 records,
                 done,
                 _permit: permit,
             })
+            .map_err(|_| AppendError::Closed)
+    }
+
+    /// Resolves once everything queued before it is durable (or the log
+    /// failed), with the sequence number the next record will get.
+    pub async fn barrier(&self) -> Result<u64, AppendError> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Barrier { done })
             .map_err(|_| AppendError::Closed)?;
         rx.await.map_err(|_| self.closed_reason())?
+    }
+
+    /// Records queued or in flight right now (the queue depth).
+    pub fn in_flight(&self) -> usize {
+        self.max_in_flight
+            .saturating_sub(self.permits.available_permits())
     }
 
     /// Blocking variant of [`WalHandle::append_many`] for non-async callers.
@@ -278,7 +346,7 @@ impl WalHandle {
         self.tx
             .send(Command::Append {
                 records,
-                done,
+                done: Completion::Oneshot(done),
                 _permit: permit,
             })
             .map_err(|_| AppendError::Closed)?;
@@ -361,8 +429,8 @@ impl WalHandle {
 
 struct Waiting {
     count: usize,
-    done: Done<Vec<AppendedRecord>>,
-    _permit: OwnedSemaphorePermit,
+    done: Completion,
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 /// A written batch handed to the syncer.
@@ -404,7 +472,11 @@ fn run<S: Storage>(
     let mut batch: Vec<PendingRecord> = Vec::with_capacity(max_records);
     let mut waiting: Vec<Waiting> = Vec::with_capacity(max_records);
     let mut deferred: Option<Command> = None;
+    let mut stopping = false;
     loop {
+        if stopping {
+            break;
+        }
         let first = match deferred.take() {
             Some(c) => c,
             None => match rx.recv() {
@@ -437,9 +509,42 @@ fn run<S: Storage>(
                     waiting.push(Waiting {
                         count: records.len(),
                         done,
-                        _permit,
+                        _permit: Some(_permit),
                     });
                     batch.extend(records);
+                }
+                Command::Stop if batch.is_empty() => {
+                    stopping = true;
+                    break;
+                }
+                Command::Barrier { done } if batch.is_empty() => {
+                    let end = wal.next_seq();
+                    let reply = Completion::Callback(Box::new(move |r: AppendResult| {
+                        let _ = done.send(r.map(|_| end));
+                    }));
+                    match (shared.failed.get(), wal.active_syncer()) {
+                        (Some(failure), _) => reply.complete(Err(failure.clone())),
+                        (None, None) => reply.complete(Ok(Vec::new())),
+                        (None, Some(syncer)) => {
+                            let job = SyncJob {
+                                syncer,
+                                end_seq: end,
+                                records: Vec::new(),
+                                waiting: vec![Waiting {
+                                    count: 0,
+                                    done: reply,
+                                    _permit: None,
+                                }],
+                                bytes: 0,
+                                written_at: Instant::now(),
+                            };
+                            if let Err(failed) = sync_tx.send(job) {
+                                for w in failed.0.waiting {
+                                    w.done.complete(Err(AppendError::Closed));
+                                }
+                            }
+                        }
+                    }
                 }
                 control => {
                     if batch.is_empty() {
@@ -471,7 +576,7 @@ fn run<S: Storage>(
             // Everything queued behind a failure gets that same failure.
             wal.fail_external(failure.to_string());
             for w in waiting.drain(..) {
-                let _ = w.done.send(Err(failure.clone()));
+                w.done.complete(Err(failure.clone()));
             }
             batch.clear();
             continue;
@@ -498,14 +603,14 @@ fn run<S: Storage>(
                 };
                 if let Err(failed) = sync_tx.send(job) {
                     for w in failed.0.waiting {
-                        let _ = w.done.send(Err(AppendError::Closed));
+                        w.done.complete(Err(AppendError::Closed));
                     }
                 }
             }
             Err(e) => {
                 let err = note_failure(&e, &shared);
                 for w in waiting.drain(..) {
-                    let _ = w.done.send(Err(err.clone()));
+                    w.done.complete(Err(err.clone()));
                 }
             }
         }
@@ -567,9 +672,14 @@ fn sync_loop<Y: SyncData>(rx: Receiver<SyncJob<Y>>, shared: Arc<Shared>, durable
                 let end = jobs.iter().map(|j| j.end_seq).max().unwrap_or(0);
                 durable.fetch_max(end, Ordering::Release);
                 let records: usize = jobs.iter().map(|j| j.records.len()).sum();
+                let sync_time = started.elapsed();
+                metrics::histogram!("spine_wal_fsync_seconds").record(sync_time.as_secs_f64());
+                metrics::histogram!("spine_wal_batch_records").record(records as f64);
+                metrics::counter!("spine_wal_records_total").increment(records as u64);
+                metrics::counter!("spine_wal_fsyncs_total").increment(1);
                 stats
                     .io_nanos
-                    .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                    .fetch_add(sync_time.as_nanos() as u64, Ordering::Relaxed);
                 stats.batches.fetch_add(1, Ordering::Relaxed);
                 stats.records.fetch_add(records as u64, Ordering::Relaxed);
                 stats
@@ -586,14 +696,14 @@ fn sync_loop<Y: SyncData>(rx: Receiver<SyncJob<Y>>, shared: Arc<Shared>, durable
                     let mut rest = job.records.into_iter();
                     for w in job.waiting {
                         let mine: Vec<AppendedRecord> = rest.by_ref().take(w.count).collect();
-                        let _ = w.done.send(Ok(mine));
+                        w.done.complete(Ok(mine));
                     }
                 }
             }
             Err(err) => {
                 for job in jobs.drain(..) {
                     for w in job.waiting {
-                        let _ = w.done.send(Err(err.clone()));
+                        w.done.complete(Err(err.clone()));
                     }
                 }
             }
@@ -610,7 +720,7 @@ fn control_command<S: Storage>(wal: &mut Wal<S>, cmd: Command, shared: &Shared) 
             .unwrap_or_else(|| note_failure(e, shared))
     };
     match cmd {
-        Command::Append { .. } => {}
+        Command::Append { .. } | Command::Barrier { .. } | Command::Stop => {}
         Command::Seal { done } => {
             let _ = done.send(wal.seal_active().map_err(|e| note(&e)));
         }

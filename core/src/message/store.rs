@@ -105,6 +105,64 @@ impl MessageStore {
         }
     }
 
+    /// Fixes the log's first sequence number (events for messages created
+    /// before it were compacted away). Without this the first applied
+    /// sequence number is taken.
+    pub fn set_log_start(&mut self, seq: u64) {
+        self.log_start.get_or_insert(seq);
+    }
+
+    /// Splits the store into `n` stores by the recipient's partition; each
+    /// keeps this store's configuration and log start.
+    pub fn split_by(
+        self,
+        n: usize,
+        mut partition_of: impl FnMut(&MailboxId) -> usize,
+    ) -> Vec<MessageStore> {
+        let mut parts: Vec<MessageStore> = (0..n.max(1))
+            .map(|_| MessageStore {
+                config: self.config.clone(),
+                log_start: self.log_start,
+                last_seq: self.last_seq,
+                ..MessageStore::default()
+            })
+            .collect();
+        let count = parts.len();
+        for (_, state) in self.messages {
+            let i = partition_of(&state.envelope.recipient).min(count - 1);
+            parts[i].insert(state);
+        }
+        parts
+    }
+
+    /// Every message, in id order.
+    pub fn messages(&self) -> impl Iterator<Item = &MessageState> {
+        self.messages.values()
+    }
+
+    /// Applies an event unless it is a `Create` whose message already
+    /// exists with this very origin (a forwarded event that the owner has
+    /// already rebuilt from the log).
+    pub fn apply_idempotent(
+        &mut self,
+        seq: u64,
+        location: RecordLocation,
+        event: &Event,
+        body: &Bytes,
+        body_loc: ChunkLoc,
+    ) -> Result<Applied, StoreError> {
+        if let Event::Create { envelope, .. } = event {
+            if self
+                .messages
+                .get(&envelope.message_id)
+                .is_some_and(|m| m.origin == seq)
+            {
+                return Ok(Applied::Ignored);
+            }
+        }
+        self.apply(seq, location, event, body, body_loc)
+    }
+
     /// The configuration.
     pub fn config(&self) -> &StoreConfig {
         &self.config
@@ -112,6 +170,12 @@ impl MessageStore {
 
     /// Decodes and applies a recovered record (the recovery visitor).
     pub fn replay(&mut self, record: &RecoveredRecord) -> Result<Applied, String> {
+        if record.seq <= self.last_seq {
+            return Err(format!(
+                "record {} replayed after {}",
+                record.seq, self.last_seq
+            ));
+        }
         let (event, body, body_loc) =
             Event::from_record(record.kind, &record.payload, record.location)?;
         self.apply(record.seq, record.location, &event, &body, body_loc)
@@ -129,13 +193,7 @@ impl MessageStore {
         body_loc: ChunkLoc,
     ) -> Result<Applied, StoreError> {
         let log_start = *self.log_start.get_or_insert(seq);
-        if seq <= self.last_seq {
-            return Err(replay_err(format!(
-                "event {seq} applied after {}",
-                self.last_seq
-            )));
-        }
-        self.last_seq = seq;
+        self.last_seq = self.last_seq.max(seq);
         match event {
             Event::Create {
                 envelope,

@@ -527,3 +527,44 @@ fn a_crash_after_carrying_but_before_removal_replays_to_the_same_state() {
     assert_eq!(h.replayed(), h.store);
     assert_eq!(h.content(&keep), vec![9u8; 300]);
 }
+
+#[test]
+fn splitting_by_partition_keeps_every_message_and_index() {
+    let mut h = Harness::new();
+    for (i, to) in ["X26ABC1", "X26ABC2", "X26ABC3"]
+        .iter()
+        .cycle()
+        .take(30)
+        .enumerate()
+    {
+        let id = h.send("X26ABC1", to, &[i as u8; 10]);
+        if i % 4 == 0 {
+            h.ack(to, &id);
+        }
+    }
+    let whole = h.store.clone();
+    let key = |m: &MailboxId| m.as_str().bytes().last().map_or(0, |b| usize::from(b) % 2);
+    let parts = h.store.clone().split_by(2, key);
+    assert_eq!(
+        parts.iter().map(MessageStore::len).sum::<usize>(),
+        whole.len()
+    );
+    for (i, part) in parts.iter().enumerate() {
+        part.check_invariants().unwrap();
+        assert!(part.messages().all(|m| key(&m.envelope.recipient) == i));
+    }
+    for mailbox in ["X26ABC1", "X26ABC2", "X26ABC3"] {
+        let p = &parts[key(&mb(mailbox))];
+        let ids = |s: &MessageStore| -> Vec<MessageId> {
+            s.inbox(&mb(mailbox), None, usize::MAX, |_| true)
+                .iter()
+                .map(|m| m.envelope.message_id.clone())
+                .collect()
+        };
+        assert_eq!(
+            ids(p),
+            ids(&whole),
+            "inbox order of {mailbox} survives the split"
+        );
+    }
+}

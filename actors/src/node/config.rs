@@ -1,0 +1,96 @@
+//! Runtime settings of a node (beyond storage).
+
+use serde::{Deserialize, Serialize};
+
+/// Actor runtime settings. Every queue and wait has a limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Partition actors; mailboxes are hashed onto them.
+    pub partitions: u32,
+    /// Most requests queued for one partition before callers wait.
+    pub partition_queue: usize,
+    /// Restarts of one actor allowed within `restart_window_secs` before the
+    /// supervisor gives up and fails the node.
+    pub max_restarts: u32,
+    /// The window for `max_restarts`, in seconds.
+    pub restart_window_secs: u64,
+    /// How often the expiry actor looks for expired and purgeable messages.
+    pub expiry_interval_ms: u64,
+    /// Most messages expired or purged per partition per round.
+    pub expiry_batch: usize,
+    /// Notifications buffered per subscriber before it is marked lagging.
+    pub subscriber_buffer: usize,
+    /// Largest inbox page.
+    pub max_inbox_page: usize,
+    /// How long a request waits for a restarting partition.
+    pub request_wait_ms: u64,
+    /// How long shutdown waits for requests in progress to finish.
+    pub shutdown_drain_ms: u64,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            partitions: 8,
+            partition_queue: 4096,
+            max_restarts: 5,
+            restart_window_secs: 60,
+            expiry_interval_ms: 1000,
+            expiry_batch: 1000,
+            subscriber_buffer: 1024,
+            max_inbox_page: 5000,
+            request_wait_ms: 30_000,
+            shutdown_drain_ms: 30_000,
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// Checks every value is usable; says which is not and why.
+    pub fn validate(&self) -> Result<(), String> {
+        let checks: [(bool, &str); 9] = [
+            (
+                (1..=4096).contains(&self.partitions),
+                "partitions must be 1 to 4096",
+            ),
+            (
+                (1..=1 << 20).contains(&self.partition_queue),
+                "partition_queue must be 1 to 1048576",
+            ),
+            (
+                (1..=1000).contains(&self.max_restarts),
+                "max_restarts must be 1 to 1000",
+            ),
+            (
+                (1..=86_400).contains(&self.restart_window_secs),
+                "restart_window_secs must be 1 to 86400",
+            ),
+            (
+                (10..=3_600_000).contains(&self.expiry_interval_ms),
+                "expiry_interval_ms must be 10 to 3600000",
+            ),
+            (
+                (1..=1_000_000).contains(&self.expiry_batch),
+                "expiry_batch must be 1 to 1000000",
+            ),
+            (
+                (1..=1 << 20).contains(&self.subscriber_buffer),
+                "subscriber_buffer must be 1 to 1048576",
+            ),
+            (
+                (10..=5000).contains(&self.max_inbox_page),
+                "max_inbox_page must be 10 to 5000",
+            ),
+            (
+                (1..=600_000).contains(&self.request_wait_ms)
+                    && (1..=600_000).contains(&self.shutdown_drain_ms),
+                "request_wait_ms and shutdown_drain_ms must be 1 to 600000",
+            ),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, why)) => Err((*why).to_string()),
+            None => Ok(()),
+        }
+    }
+}

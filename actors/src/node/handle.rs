@@ -1,0 +1,661 @@
+//! The node handle: every operation the transports expose, in process.
+//!
+//! Requests for a mailbox go to its partition; requests for a message go to
+//! the partition that owns it (looked up in the message index). Each
+//! partition's queue is bounded by a semaphore: when it is full, callers
+//! wait (a network connection stops reading); nothing is dropped. A caller
+//! never waits forever: a partition that is restarting is waited for at
+//! most `request_wait_ms`, and a partition that dies mid-request drops the
+//! reply channel, which the caller sees as `NODE_OUTCOME_UNKNOWN`.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use ractor::{Actor, ActorRef};
+use spine_core::directory::Directory;
+use spine_core::envelope::{Envelope, MessageType};
+use spine_core::ids::{MailboxId, MessageId, MessageIdGenerator, OdsCode, WorkflowId};
+use spine_core::message::{MessageStatus, StoreError, WorkflowFilter};
+use spine_core::partition::PartitionMap;
+use spine_core::random::RandomSource;
+use spine_core::time::Clock;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::config::RuntimeConfig;
+use super::error::RequestError;
+use super::reader::PayloadReader;
+use super::shared::{IdSource, Shared};
+use super::sink::{LogSink, MemoryLog};
+use super::storage::{open_storage, NodeError, OpenNode, RecoverySummary, StorageConfig};
+use super::types::{
+    ChunkOutcome, Download, InboxPage, MessageView, Notification, SendOutcome, SendRequest,
+};
+use crate::partition::msg::Reply;
+use crate::partition::PartitionMsg;
+use crate::service::{MailboxSummary, ServiceMsg};
+use crate::supervisor::{NodeSupervisor, SupervisorArgs, SupervisorMsg};
+
+/// Starts nodes.
+#[derive(Debug)]
+pub struct Node;
+
+/// What a node is built from (besides its storage).
+pub struct NodeParts {
+    /// Runtime settings.
+    pub runtime: RuntimeConfig,
+    /// The directory of mailboxes and workflows.
+    pub directory: Arc<Directory>,
+    /// Where time comes from.
+    pub clock: Arc<dyn Clock>,
+    /// Randomness for message ids.
+    pub rng: Box<dyn RandomSource>,
+}
+
+impl std::fmt::Debug for NodeParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeParts")
+            .field("runtime", &self.runtime)
+            .finish()
+    }
+}
+
+impl Node {
+    /// Opens the data directory (recovering the log), then starts the actor
+    /// tree. Must run inside a tokio runtime.
+    pub async fn start(
+        storage: StorageConfig,
+        parts: NodeParts,
+    ) -> Result<(NodeHandle, RecoverySummary), NodeError> {
+        parts.runtime.validate().map_err(NodeError::Config)?;
+        let config = storage.clone();
+        let (open, summary) = tokio::task::spawn_blocking(move || open_storage(&config))
+            .await
+            .map_err(|e| NodeError::Config(format!("recovery task failed: {e}")))??;
+        let sink = LogSink::Durable(open.wal());
+        let reader = PayloadReader::files(storage.data_dir.clone());
+        let mut open = open;
+        let store = std::mem::take(&mut open.store);
+        let handle = start_tree(storage, parts, sink, reader, store, Some(open)).await?;
+        Ok((handle, summary))
+    }
+
+    /// Starts a node whose log is memory only: NOT durable. For benchmarks
+    /// that measure the runtime without the disk.
+    pub async fn start_in_memory(
+        storage: StorageConfig,
+        parts: NodeParts,
+    ) -> Result<NodeHandle, NodeError> {
+        parts.runtime.validate().map_err(NodeError::Config)?;
+        let mem = Arc::new(MemoryLog::new());
+        let store = spine_core::message::MessageStore::new(storage.store());
+        start_tree(
+            storage,
+            parts,
+            LogSink::Memory(Arc::clone(&mem)),
+            PayloadReader::Memory(mem),
+            store,
+            None,
+        )
+        .await
+    }
+}
+
+async fn start_tree(
+    storage: StorageConfig,
+    parts: NodeParts,
+    sink: LogSink,
+    reader: PayloadReader,
+    store: spine_core::message::MessageStore,
+    open: Option<OpenNode>,
+) -> Result<NodeHandle, NodeError> {
+    let n = parts.runtime.partitions;
+    let map = PartitionMap::new(n).map_err(|e| NodeError::Config(e.to_string()))?;
+    let stores = store.split_by(n as usize, |m| map.partition_of(m).0 as usize);
+    let mut generator = MessageIdGenerator::new();
+    for s in &stores {
+        if let Some(newest) = s.messages().map(|m| &m.envelope.message_id).max() {
+            generator.observe(newest);
+        }
+    }
+    let shared = Arc::new(Shared {
+        sink,
+        reader,
+        map,
+        index: DashMap::new(),
+        partitions: (0..n).map(|_| RwLock::new(None)).collect(),
+        permits: (0..n)
+            .map(|_| Arc::new(Semaphore::new(parts.runtime.partition_queue)))
+            .collect(),
+        ids: Mutex::new(IdSource {
+            generator,
+            rng: parts.rng,
+        }),
+        clock: parts.clock,
+        directory: parts.directory,
+        accepting: AtomicBool::new(true),
+        failed: OnceLock::new(),
+        failure: tokio::sync::Notify::new(),
+        active: AtomicUsize::new(0),
+        runtime: parts.runtime,
+        storage,
+    });
+    let args = SupervisorArgs {
+        shared: Arc::clone(&shared),
+        stores,
+    };
+    let (supervisor, _) = Actor::spawn(None, NodeSupervisor, args)
+        .await
+        .map_err(|e| NodeError::Config(format!("cannot start the actor tree: {e}")))?;
+    Ok(NodeHandle {
+        shared,
+        supervisor,
+        open: Arc::new(Mutex::new(open)),
+    })
+}
+
+/// The in-process API of a running node. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct NodeHandle {
+    shared: Arc<Shared>,
+    supervisor: ActorRef<SupervisorMsg>,
+    open: Arc<Mutex<Option<OpenNode>>>,
+}
+
+/// Counts a request in progress (for draining at shutdown).
+struct Active<'a>(&'a AtomicUsize);
+
+impl<'a> Active<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Active<'a> {
+        counter.fetch_add(1, Ordering::AcqRel);
+        Active(counter)
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Which actor to fail on purpose (fault-injection builds only).
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultTarget {
+    /// Partition `n`.
+    Partition(u32),
+    /// The expiry actor.
+    Expiry,
+    /// The mailbox service actor.
+    Service,
+}
+
+impl NodeHandle {
+    fn check_open(&self, mutating: bool) -> Result<(), RequestError> {
+        if let Some(reason) = self.shared.failed.get() {
+            return Err(RequestError::NodeFailed(reason.clone()));
+        }
+        if !self.shared.accepting.load(Ordering::Acquire) {
+            return Err(RequestError::ShuttingDown);
+        }
+        if mutating {
+            if let Some(e) = self.shared.sink.failure() {
+                return Err(RequestError::LogFailed(e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `make`'s request to a partition and waits for the answer.
+    /// `retry_if_lost`: safe to resend when the partition died (reads).
+    async fn call<T>(
+        &self,
+        partition: u32,
+        retry_if_lost: bool,
+        make: impl Fn(Reply<T>) -> PartitionMsg,
+    ) -> Result<T, RequestError> {
+        let shared = &self.shared;
+        let _active = Active::enter(&shared.active);
+        let permits = shared
+            .permits
+            .get(partition as usize)
+            .ok_or(RequestError::Unavailable(partition))?;
+        let _permit = Arc::clone(permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| RequestError::ShuttingDown)?;
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(shared.runtime.request_wait_ms);
+        loop {
+            if let Some(reason) = shared.failed.get() {
+                return Err(RequestError::NodeFailed(reason.clone()));
+            }
+            if let Some(actor) = shared.partition(partition) {
+                let (tx, rx) = oneshot::channel();
+                if actor.cast(make(tx)).is_ok() {
+                    match rx.await {
+                        Ok(result) => return result,
+                        Err(_) if retry_if_lost => {}
+                        Err(_) => return Err(RequestError::OutcomeUnknown),
+                    }
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RequestError::Unavailable(partition));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    fn owner(&self, id: &MessageId) -> Result<u32, RequestError> {
+        self.shared
+            .index
+            .get(id)
+            .map(|p| *p)
+            .ok_or_else(|| RequestError::Store(StoreError::NotFound(id.clone())))
+    }
+
+    /// Sends a message (or the first chunk of a chunked one). Answers once
+    /// it is durable.
+    pub async fn send(&self, req: SendRequest) -> Result<SendOutcome, RequestError> {
+        self.check_open(true)?;
+        self.shared
+            .directory
+            .check_send(&req.sender, &req.recipient, &req.workflow_id)?;
+        let now = self.shared.clock.now();
+        let message_id = self
+            .shared
+            .next_message_id()
+            .map_err(|e| RequestError::Invalid(e.to_string()))?;
+        let envelope = Envelope {
+            message_id,
+            message_type: MessageType::Data,
+            sender: req.sender,
+            recipient: req.recipient,
+            workflow_id: req.workflow_id,
+            subject: req.subject,
+            local_id: req.local_id,
+            file_name: req.file_name,
+            content_type: req.content_type,
+            compressed: req.compressed,
+            encrypted: req.encrypted,
+            checksum: req.checksum,
+            partner_id: req.partner_id,
+            total_chunks: req.total_chunks,
+            created_at: now,
+            expires_at: now.saturating_add(self.shared.storage.inbox_expiry),
+            linked_message_id: None,
+            report: None,
+        };
+        envelope.validate().map_err(StoreError::from)?;
+        let partition = self.shared.map.partition_of(&envelope.recipient).0;
+        let envelope = Box::new(envelope);
+        let key = req.idempotency_key;
+        let body = req.body;
+        self.call(partition, false, |reply| PartitionMsg::Send {
+            envelope: envelope.clone(),
+            idempotency_key: key.clone(),
+            body: body.clone(),
+            reply,
+        })
+        .await
+    }
+
+    /// Uploads chunk `chunk_no` (2..=total) of a message `sender` created.
+    pub async fn send_chunk(
+        &self,
+        sender: &MailboxId,
+        id: &MessageId,
+        chunk_no: u32,
+        body: Bytes,
+    ) -> Result<ChunkOutcome, RequestError> {
+        self.check_open(true)?;
+        let partition = self.owner(id)?;
+        self.call(partition, false, |reply| PartitionMsg::Chunk {
+            sender: sender.clone(),
+            id: id.clone(),
+            chunk_no,
+            body: body.clone(),
+            reply,
+        })
+        .await
+    }
+
+    /// One page of `mailbox`'s inbox, in acceptance order, optionally
+    /// filtered by a MESH workflow filter, continuing after `after`.
+    pub async fn list_inbox(
+        &self,
+        mailbox: &MailboxId,
+        filter: Option<&str>,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<InboxPage, RequestError> {
+        self.check_open(false)?;
+        let filter = filter.map(WorkflowFilter::parse).transpose()?;
+        let partition = self.shared.map.partition_of(mailbox).0;
+        self.call(partition, true, |reply| PartitionMsg::List {
+            mailbox: mailbox.clone(),
+            filter: filter.clone(),
+            after,
+            limit,
+            reply,
+        })
+        .await
+    }
+
+    /// What the node knows of a message (no access check: internal use).
+    pub async fn get(&self, id: &MessageId) -> Result<MessageView, RequestError> {
+        self.check_open(false)?;
+        let partition = self.owner(id)?;
+        self.call(partition, true, |reply| PartitionMsg::Get {
+            id: id.clone(),
+            reply,
+        })
+        .await?
+        .ok_or_else(|| RequestError::Store(StoreError::NotFound(id.clone())))
+    }
+
+    /// Message metadata for its recipient (or its sender): MESH `HEAD`.
+    pub async fn head(
+        &self,
+        mailbox: &MailboxId,
+        id: &MessageId,
+    ) -> Result<MessageView, RequestError> {
+        let view = self.get(id).await?;
+        if &view.envelope.recipient != mailbox && &view.envelope.sender != mailbox {
+            return Err(StoreError::NotRecipient {
+                id: id.clone(),
+                mailbox: mailbox.clone(),
+            }
+            .into());
+        }
+        Ok(view)
+    }
+
+    /// Downloads chunk `chunk_no` of a message addressed to `mailbox`.
+    pub async fn download(
+        &self,
+        mailbox: &MailboxId,
+        id: &MessageId,
+        chunk_no: u32,
+    ) -> Result<Download, RequestError> {
+        let view = self.get(id).await?;
+        if &view.envelope.recipient != mailbox {
+            return Err(StoreError::NotRecipient {
+                id: id.clone(),
+                mailbox: mailbox.clone(),
+            }
+            .into());
+        }
+        if view.status != MessageStatus::Accepted {
+            return Err(StoreError::WrongStatus {
+                id: id.clone(),
+                status: view.status,
+                what: "only an accepted message can be downloaded",
+            }
+            .into());
+        }
+        let total = view.chunks.len() as u32;
+        if total == 0 && chunk_no == 1 {
+            return Ok(Download {
+                view,
+                chunk_no,
+                body: Bytes::new(),
+            });
+        }
+        let loc = chunk_no
+            .checked_sub(1)
+            .and_then(|i| view.chunks.get(i as usize).copied().flatten())
+            .ok_or(StoreError::ChunkOutOfRange {
+                id: id.clone(),
+                chunk: chunk_no,
+                total,
+            })?;
+        let body = self
+            .shared
+            .reader
+            .read(loc)
+            .await
+            .map_err(|e| RequestError::Read(e.to_string()))?;
+        metrics::counter!("spine_messages_delivered_total").increment(1);
+        Ok(Download {
+            view,
+            chunk_no,
+            body,
+        })
+    }
+
+    /// Acknowledges a message addressed to `mailbox` (idempotent).
+    pub async fn acknowledge(
+        &self,
+        mailbox: &MailboxId,
+        id: &MessageId,
+    ) -> Result<(), RequestError> {
+        self.check_open(true)?;
+        let partition = self.owner(id)?;
+        self.call(partition, false, |reply| PartitionMsg::Ack {
+            mailbox: mailbox.clone(),
+            id: id.clone(),
+            reply,
+        })
+        .await
+    }
+
+    /// Tracking of a message by its sender. Unknown and not-yours look the
+    /// same (as in MESH), so tracking cannot probe other mailboxes.
+    pub async fn track(
+        &self,
+        sender: &MailboxId,
+        id: &MessageId,
+    ) -> Result<MessageView, RequestError> {
+        let view = self.get(id).await?;
+        if &view.envelope.sender != sender {
+            return Err(StoreError::NotFound(id.clone()).into());
+        }
+        Ok(view)
+    }
+
+    async fn service(&self) -> Result<ActorRef<ServiceMsg>, RequestError> {
+        let (tx, rx) = oneshot::channel();
+        self.supervisor
+            .cast(SupervisorMsg::GetService(tx))
+            .map_err(|_| RequestError::ShuttingDown)?;
+        rx.await.ok().flatten().ok_or(RequestError::ShuttingDown)
+    }
+
+    async fn ask_service<T>(
+        &self,
+        make: impl Fn(oneshot::Sender<T>) -> ServiceMsg,
+    ) -> Result<T, RequestError> {
+        self.check_open(false)?;
+        let _active = Active::enter(&self.shared.active);
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_millis(self.shared.runtime.request_wait_ms);
+        loop {
+            if let Ok(service) = self.service().await {
+                let (tx, rx) = oneshot::channel();
+                if service.cast(make(tx)).is_ok() {
+                    if let Ok(answer) = rx.await {
+                        return Ok(answer);
+                    }
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RequestError::Unavailable(u32::MAX));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Checks a mailbox's password.
+    pub async fn authenticate(
+        &self,
+        mailbox: &MailboxId,
+        password: &str,
+    ) -> Result<(), RequestError> {
+        let result = self
+            .ask_service(|reply| ServiceMsg::Authenticate {
+                mailbox: mailbox.clone(),
+                password: password.to_string(),
+                reply,
+            })
+            .await?;
+        Ok(result?)
+    }
+
+    /// Mailboxes receiving `workflow` at organisation `ods`.
+    pub async fn lookup(
+        &self,
+        ods: &OdsCode,
+        workflow: &WorkflowId,
+    ) -> Result<Vec<MailboxSummary>, RequestError> {
+        self.ask_service(|reply| ServiceMsg::Lookup {
+            ods: ods.clone(),
+            workflow: workflow.clone(),
+            reply,
+        })
+        .await
+    }
+
+    /// Mailboxes receiving `workflow` anywhere.
+    pub async fn workflow_search(
+        &self,
+        workflow: &WorkflowId,
+    ) -> Result<Vec<MailboxSummary>, RequestError> {
+        self.ask_service(|reply| ServiceMsg::WorkflowSearch {
+            workflow: workflow.clone(),
+            reply,
+        })
+        .await
+    }
+
+    /// Pushes messages newly accepted into `mailbox` (bounded: a subscriber
+    /// that falls behind misses notifications and should re-list).
+    pub async fn subscribe(
+        &self,
+        mailbox: &MailboxId,
+    ) -> Result<mpsc::Receiver<Notification>, RequestError> {
+        self.check_open(false)?;
+        let (tx, rx) = mpsc::channel(self.shared.runtime.subscriber_buffer);
+        let partition = self.shared.map.partition_of(mailbox).0;
+        let actor = self
+            .shared
+            .partition(partition)
+            .ok_or(RequestError::Unavailable(partition))?;
+        actor
+            .cast(PartitionMsg::Subscribe {
+                mailbox: mailbox.clone(),
+                tx,
+            })
+            .map_err(|_| RequestError::Unavailable(partition))?;
+        Ok(rx)
+    }
+
+    /// Runs an expiry round on every partition now; answers the number of
+    /// events logged.
+    pub async fn expire_now(&self) -> Result<usize, RequestError> {
+        self.check_open(true)?;
+        let now = self.shared.clock.now();
+        let mut total = 0;
+        for p in 0..self.shared.partitions.len() as u32 {
+            total += self
+                .call(p, false, |reply| PartitionMsg::Expire {
+                    now,
+                    reply: Some(reply),
+                })
+                .await?;
+        }
+        Ok(total)
+    }
+
+    /// Whether acknowledgements mean "on disk".
+    pub fn is_durable(&self) -> bool {
+        self.shared.sink.is_durable()
+    }
+
+    /// Requests in progress.
+    pub fn active_requests(&self) -> usize {
+        self.shared.active.load(Ordering::Acquire)
+    }
+
+    /// Resolves when the node has failed (the supervisor gave up), with why.
+    pub async fn failed(&self) -> String {
+        loop {
+            let notified = self.shared.failure.notified();
+            if let Some(reason) = self.shared.failed.get() {
+                return reason.clone();
+            }
+            notified.await;
+        }
+    }
+
+    /// Stops accepting, lets requests in progress finish (bounded), stops
+    /// the actors, then drains and syncs the log. The next start recovers
+    /// exactly this state.
+    pub async fn shutdown(&self) -> Result<(), NodeError> {
+        self.shared.accepting.store(false, Ordering::Release);
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_millis(self.shared.runtime.shutdown_drain_ms);
+        while self.shared.active.load(Ordering::Acquire) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let left = self.shared.active.load(Ordering::Acquire);
+        if left > 0 {
+            tracing::warn!(
+                requests = left,
+                "shutdown drain timed out; unanswered requests were never acknowledged"
+            );
+        }
+        self.supervisor
+            .stop_children_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10)))
+            .await;
+        let _ = self
+            .supervisor
+            .stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10)))
+            .await;
+        for p in 0..self.shared.partitions.len() as u32 {
+            self.shared.set_partition(p, None);
+        }
+        let open = self.open.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match open {
+            Some(open) => tokio::task::spawn_blocking(move || open.shutdown())
+                .await
+                .map_err(|e| NodeError::Config(format!("shutdown task failed: {e}")))?,
+            None => Ok(()),
+        }
+    }
+
+    /// Makes an actor panic, to test supervision.
+    #[cfg(feature = "fault-injection")]
+    pub async fn inject_panic(&self, target: FaultTarget) -> Result<(), RequestError> {
+        match target {
+            FaultTarget::Partition(p) => {
+                let actor = self
+                    .shared
+                    .partition(p)
+                    .ok_or(RequestError::Unavailable(p))?;
+                actor
+                    .cast(PartitionMsg::Panic)
+                    .map_err(|_| RequestError::Unavailable(p))
+            }
+            FaultTarget::Service => {
+                let s = self.service().await?;
+                s.cast(ServiceMsg::Panic)
+                    .map_err(|_| RequestError::ShuttingDown)
+            }
+            FaultTarget::Expiry => {
+                let (tx, rx) = oneshot::channel();
+                self.supervisor
+                    .cast(SupervisorMsg::GetExpiry(tx))
+                    .map_err(|_| RequestError::ShuttingDown)?;
+                let e = rx.await.ok().flatten().ok_or(RequestError::ShuttingDown)?;
+                e.cast(crate::expiry::ExpiryMsg::Panic)
+                    .map_err(|_| RequestError::ShuttingDown)
+            }
+        }
+    }
+}

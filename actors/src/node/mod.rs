@@ -1,0 +1,24 @@
+//! The node: opening storage, the actor tree, and the handle every
+//! transport, the simulator and the benchmarks go through.
+
+pub mod config;
+pub mod error;
+pub mod handle;
+pub mod reader;
+pub mod shared;
+pub mod sink;
+pub mod storage;
+pub mod types;
+
+pub use config::RuntimeConfig;
+pub use error::RequestError;
+pub use handle::{Node, NodeHandle};
+pub use storage::{
+    open_storage, open_storage_with, NodeError, OpenNode, RecoverySummary, StorageConfig,
+};
+pub use types::{
+    ChunkOutcome, Download, InboxPage, MessageView, Notification, SendOutcome, SendRequest,
+};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,150 @@
+//! In-process tests of the node through its handle.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use spine_core::directory::Directory;
+use spine_core::ids::{MailboxId, WorkflowId};
+use spine_core::message::MessageStatus;
+use spine_core::random::SeededRandom;
+use spine_core::time::{ManualClock, Timestamp};
+use spine_core::ErrorCode;
+
+use super::*;
+use crate::node::handle::NodeParts;
+
+fn mb(s: &str) -> MailboxId {
+    MailboxId::parse(s).unwrap()
+}
+
+fn wf(s: &str) -> WorkflowId {
+    WorkflowId::parse(s).unwrap()
+}
+
+fn parts(clock: Arc<ManualClock>) -> NodeParts {
+    let directory = Directory::demo(&mut SeededRandom::new(1)).unwrap();
+    NodeParts {
+        runtime: RuntimeConfig {
+            partitions: 4,
+            expiry_interval_ms: 3_600_000,
+            ..RuntimeConfig::default()
+        },
+        directory: Arc::new(directory),
+        clock,
+        rng: Box::new(SeededRandom::new(2)),
+    }
+}
+
+fn storage(dir: &std::path::Path) -> StorageConfig {
+    StorageConfig {
+        data_dir: dir.to_path_buf(),
+        segment_bytes: 64 * 1024,
+        ..StorageConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_list_download_ack_and_recover_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_unix_seconds(
+        1_780_000_000,
+    )));
+    let (node, _) = Node::start(storage(dir.path()), parts(Arc::clone(&clock)))
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..20u8 {
+        let req = SendRequest::simple(
+            mb("X26ABC1"),
+            mb("X26ABC2"),
+            wf("TEST_WORKFLOW"),
+            Bytes::from(vec![i; 100]),
+        );
+        let out = node.send(req).await.unwrap();
+        assert_eq!(out.status, MessageStatus::Accepted);
+        ids.push(out.message_id);
+    }
+    let page = node
+        .list_inbox(&mb("X26ABC2"), None, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.messages.len(), 10);
+    assert_eq!(page.total, 20);
+    let got: Vec<_> = page
+        .messages
+        .iter()
+        .map(|m| m.envelope.message_id.clone())
+        .collect();
+    assert_eq!(got, ids[..10].to_vec(), "listed in acceptance order");
+    let page2 = node
+        .list_inbox(&mb("X26ABC2"), None, page.next, 10)
+        .await
+        .unwrap();
+    assert_eq!(page2.messages.len(), 10);
+    assert_eq!(page2.next, None);
+    let d = node.download(&mb("X26ABC2"), &ids[3], 1).await.unwrap();
+    assert_eq!(d.body.as_ref(), &[3u8; 100][..]);
+    let denied = node.download(&mb("X26ABC3"), &ids[3], 1).await.unwrap_err();
+    assert_eq!(denied.code(), "MSG_NOT_RECIPIENT");
+    node.acknowledge(&mb("X26ABC2"), &ids[0]).await.unwrap();
+    node.acknowledge(&mb("X26ABC2"), &ids[0]).await.unwrap();
+    assert_eq!(
+        node.track(&mb("X26ABC1"), &ids[0]).await.unwrap().status,
+        MessageStatus::Acknowledged
+    );
+    node.shutdown().await.unwrap();
+
+    let (node, summary) = Node::start(storage(dir.path()), parts(clock))
+        .await
+        .unwrap();
+    assert_eq!(summary.in_inboxes, 19);
+    let page = node
+        .list_inbox(&mb("X26ABC2"), None, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(page.messages.len(), 19);
+    let d = node.download(&mb("X26ABC2"), &ids[19], 1).await.unwrap();
+    assert_eq!(d.body.as_ref(), &[19u8; 100][..]);
+    node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_sends_one_report_to_the_sender() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_unix_seconds(
+        1_780_000_000,
+    )));
+    let (node, _) = Node::start(storage(dir.path()), parts(Arc::clone(&clock)))
+        .await
+        .unwrap();
+    let req = SendRequest::simple(
+        mb("X26ABC1"),
+        mb("X26ABC2"),
+        wf("TEST_WORKFLOW"),
+        Bytes::from_static(b"x"),
+    );
+    let id = node.send(req).await.unwrap().message_id;
+    clock.advance(Duration::from_secs(5 * 86_400 + 1));
+    assert_eq!(node.expire_now().await.unwrap(), 2);
+    let mut reports = Vec::new();
+    for _ in 0..100 {
+        reports = node
+            .list_inbox(&mb("X26ABC1"), None, None, 10)
+            .await
+            .unwrap()
+            .messages;
+        if !reports.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].envelope.linked_message_id.as_ref(), Some(&id));
+    assert_eq!(
+        node.track(&mb("X26ABC1"), &id).await.unwrap().status,
+        MessageStatus::Expired
+    );
+    assert_eq!(node.expire_now().await.unwrap(), 0);
+    node.shutdown().await.unwrap();
+}

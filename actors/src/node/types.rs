@@ -1,0 +1,148 @@
+//! Requests and answers of the node's operations (what transports expose).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use spine_core::envelope::Envelope;
+use spine_core::ids::{LocalId, MailboxId, MessageId, WorkflowId};
+use spine_core::message::{ChunkLoc, MessageState, MessageStatus};
+use spine_core::time::Timestamp;
+
+/// A new message (its first chunk).
+#[derive(Debug, Clone)]
+pub struct SendRequest {
+    /// The authenticated sender.
+    pub sender: MailboxId,
+    /// The recipient.
+    pub recipient: MailboxId,
+    /// The workflow.
+    pub workflow_id: WorkflowId,
+    /// Optional subject.
+    pub subject: Option<String>,
+    /// Optional sender's reference.
+    pub local_id: Option<LocalId>,
+    /// Optional file name.
+    pub file_name: Option<String>,
+    /// Optional content type.
+    pub content_type: Option<String>,
+    /// Content is compressed (flag only).
+    pub compressed: bool,
+    /// Content is encrypted (flag only).
+    pub encrypted: bool,
+    /// Optional checksum text.
+    pub checksum: Option<String>,
+    /// Optional partner id.
+    pub partner_id: Option<String>,
+    /// Number of chunks (1 for a simple message).
+    pub total_chunks: u32,
+    /// The sender's idempotency key: a repeat returns the original id.
+    pub idempotency_key: Option<String>,
+    /// Chunk 1.
+    pub body: Bytes,
+}
+
+impl SendRequest {
+    /// A single-chunk DATA message with no optional metadata.
+    pub fn simple(
+        sender: MailboxId,
+        recipient: MailboxId,
+        workflow_id: WorkflowId,
+        body: Bytes,
+    ) -> SendRequest {
+        SendRequest {
+            sender,
+            recipient,
+            workflow_id,
+            subject: None,
+            local_id: None,
+            file_name: None,
+            content_type: None,
+            compressed: false,
+            encrypted: false,
+            checksum: None,
+            partner_id: None,
+            total_chunks: 1,
+            idempotency_key: None,
+            body,
+        }
+    }
+}
+
+/// The answer to a send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendOutcome {
+    /// The message's id.
+    pub message_id: MessageId,
+    /// True when an earlier send with the same idempotency key is answered.
+    pub duplicate: bool,
+    /// Uploading (more chunks expected) or accepted.
+    pub status: MessageStatus,
+}
+
+/// The answer to a chunk upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkOutcome {
+    /// True once every chunk has arrived (the message is accepted).
+    pub complete: bool,
+}
+
+/// What the node knows of a message, shared without copying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageView {
+    /// The envelope.
+    pub envelope: Arc<Envelope>,
+    /// Current status.
+    pub status: MessageStatus,
+    /// Inbox order key.
+    pub accepted_seq: Option<u64>,
+    /// When acknowledged.
+    pub acknowledged_at: Option<Timestamp>,
+    /// When expired.
+    pub expired_at: Option<Timestamp>,
+    /// Chunk locations (index 0 is chunk 1).
+    pub chunks: Vec<Option<ChunkLoc>>,
+}
+
+impl From<&MessageState> for MessageView {
+    fn from(m: &MessageState) -> MessageView {
+        MessageView {
+            envelope: Arc::clone(&m.envelope),
+            status: m.status,
+            accepted_seq: m.accepted_seq,
+            acknowledged_at: m.acknowledged_at,
+            expired_at: m.expired_at,
+            chunks: m.chunks.clone(),
+        }
+    }
+}
+
+/// One page of an inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxPage {
+    /// Messages in acceptance order.
+    pub messages: Vec<MessageView>,
+    /// Pass as `after` to get the next page; `None` on the last page.
+    pub next: Option<u64>,
+    /// Messages waiting in the whole inbox (before filtering).
+    pub total: usize,
+}
+
+/// A downloaded chunk.
+#[derive(Debug, Clone)]
+pub struct Download {
+    /// The message.
+    pub view: MessageView,
+    /// Which chunk (1-based).
+    pub chunk_no: u32,
+    /// Its bytes.
+    pub body: Bytes,
+}
+
+/// A message newly accepted into a subscribed inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// The message.
+    pub envelope: Arc<Envelope>,
+    /// Inbox order key.
+    pub order: u64,
+}

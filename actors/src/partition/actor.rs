@@ -1,0 +1,622 @@
+//! The partition actor: owns the messages of the mailboxes hashed to it.
+//!
+//! Every change follows check → log → apply: a request is validated against
+//! the current state, its events are handed to the log, and they are applied
+//! (and the caller answered) only when the log reports them durable. The
+//! log's completions arrive in this actor's mailbox in sequence order.
+//!
+//! Invariants:
+//! - A request that changes a message whose earlier change is still in
+//!   flight waits (it is deferred, then re-queued in arrival order once the
+//!   earlier change is applied), so checks always see applied state.
+//! - Sends with an idempotency key already in flight wait for that send and
+//!   get its message id: one key, one message.
+//! - If a durable event cannot be applied, the actor fails on purpose: its
+//!   state no longer matches the log, and the supervisor rebuilds it from
+//!   the log. Callers then get `NODE_OUTCOME_UNKNOWN`, never silence.
+//! - A non-delivery report created here for a mailbox owned elsewhere is
+//!   forwarded to its owner, which applies it idempotently.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use spine_core::envelope::Envelope;
+use spine_core::ids::{MailboxId, MessageId};
+use spine_core::message::{
+    AckCheck, Applied, ChunkLoc, Event, MessageStatus, MessageStore, SendCheck, StoreError,
+};
+use tokio::sync::mpsc;
+
+use super::msg::{PartitionMsg, Reply};
+use crate::node::error::RequestError;
+use crate::node::shared::Shared;
+use crate::node::types::{ChunkOutcome, InboxPage, MessageView, Notification, SendOutcome};
+use crate::wal::AppendResult;
+
+/// The actor (stateless; state lives in [`PartitionState`]).
+#[derive(Debug)]
+pub struct PartitionActor;
+
+/// What a partition starts from.
+#[derive(Debug)]
+pub struct PartitionArgs {
+    /// Which partition.
+    pub index: u32,
+    /// Its messages, recovered from the log.
+    pub store: MessageStore,
+    pub(crate) shared: Arc<Shared>,
+}
+
+enum Answer {
+    Send {
+        reply: Reply<SendOutcome>,
+        key: Option<(MailboxId, String)>,
+        id: MessageId,
+    },
+    Chunk {
+        reply: Reply<ChunkOutcome>,
+        id: MessageId,
+    },
+    Ack(Reply<()>),
+    Quiet,
+}
+
+struct Pending {
+    events: Vec<Event>,
+    heads: Vec<usize>,
+    bodies: Vec<Bytes>,
+    touched: Vec<MessageId>,
+    answer: Answer,
+}
+
+/// A partition's state.
+pub struct PartitionState {
+    index: u32,
+    store: MessageStore,
+    shared: Arc<Shared>,
+    next_token: u64,
+    pending: HashMap<u64, Pending>,
+    busy: HashSet<MessageId>,
+    deferred: HashMap<MessageId, VecDeque<PartitionMsg>>,
+    keys: HashMap<(MailboxId, String), Vec<Reply<SendOutcome>>>,
+    subscribers: HashMap<MailboxId, Vec<mpsc::Sender<Notification>>>,
+}
+
+impl std::fmt::Debug for PartitionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionState")
+            .field("index", &self.index)
+            .field("messages", &self.store.len())
+            .field("pending", &self.pending.len())
+            .finish()
+    }
+}
+
+impl Actor for PartitionActor {
+    type Msg = PartitionMsg;
+    type State = PartitionState;
+    type Arguments = PartitionArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<PartitionMsg>,
+        args: PartitionArgs,
+    ) -> Result<PartitionState, ActorProcessingErr> {
+        for m in args.store.messages() {
+            args.shared
+                .index
+                .insert(m.envelope.message_id.clone(), args.index);
+        }
+        Ok(PartitionState {
+            index: args.index,
+            store: args.store,
+            shared: args.shared,
+            next_token: 0,
+            pending: HashMap::new(),
+            busy: HashSet::new(),
+            deferred: HashMap::new(),
+            keys: HashMap::new(),
+            subscribers: HashMap::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<PartitionMsg>,
+        msg: PartitionMsg,
+        state: &mut PartitionState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.dispatch(&myself, msg).await
+    }
+}
+
+fn answer<T>(reply: Reply<T>, result: Result<T, RequestError>) {
+    // The caller may have gone away; that is its business.
+    let _ = reply.send(result);
+}
+
+impl PartitionState {
+    async fn dispatch(
+        &mut self,
+        myself: &ActorRef<PartitionMsg>,
+        msg: PartitionMsg,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(id) = msg.touches() {
+            if self.busy.contains(id) {
+                self.deferred.entry(id.clone()).or_default().push_back(msg);
+                return Ok(());
+            }
+        }
+        match msg {
+            PartitionMsg::Send {
+                envelope,
+                idempotency_key,
+                body,
+                reply,
+            } => {
+                self.on_send(myself, envelope, idempotency_key, body, reply)
+                    .await;
+            }
+            PartitionMsg::Chunk {
+                sender,
+                id,
+                chunk_no,
+                body,
+                reply,
+            } => match self.store.check_chunk(&sender, &id, chunk_no) {
+                Ok(event) => {
+                    self.log(
+                        myself,
+                        vec![(event, body)],
+                        vec![id.clone()],
+                        Answer::Chunk { reply, id },
+                    )
+                    .await;
+                }
+                Err(e) => answer(reply, Err(e.into())),
+            },
+            PartitionMsg::Ack { mailbox, id, reply } => {
+                match self.store.check_ack(&mailbox, &id, self.shared.clock.now()) {
+                    Ok(AckCheck::Log(event)) => {
+                        self.log(
+                            myself,
+                            vec![(event, Bytes::new())],
+                            vec![id],
+                            Answer::Ack(reply),
+                        )
+                        .await;
+                    }
+                    Ok(AckCheck::AlreadyAcknowledged) => answer(reply, Ok(())),
+                    Err(e) => answer(reply, Err(e.into())),
+                }
+            }
+            PartitionMsg::List {
+                mailbox,
+                filter,
+                after,
+                limit,
+                reply,
+            } => {
+                let limit = limit.clamp(1, self.shared.runtime.max_inbox_page);
+                let mut messages: Vec<MessageView> = self
+                    .store
+                    .inbox(&mailbox, after, limit + 1, |m| {
+                        filter
+                            .as_ref()
+                            .is_none_or(|f| f.matches(m.envelope.workflow_id.as_str()))
+                    })
+                    .into_iter()
+                    .map(MessageView::from)
+                    .collect();
+                let next = if messages.len() > limit {
+                    messages.truncate(limit);
+                    messages.last().and_then(|m| m.accepted_seq)
+                } else {
+                    None
+                };
+                let total = self.store.inbox_len(&mailbox);
+                answer(
+                    reply,
+                    Ok(InboxPage {
+                        messages,
+                        next,
+                        total,
+                    }),
+                );
+            }
+            PartitionMsg::Get { id, reply } => {
+                answer(reply, Ok(self.store.get(&id).map(MessageView::from)))
+            }
+            PartitionMsg::Expire { now, reply } => {
+                let logged = self.on_expire(myself, now).await;
+                if let Some(reply) = reply {
+                    answer(reply, Ok(logged));
+                }
+            }
+            PartitionMsg::ApplyForeign {
+                seq,
+                location,
+                event,
+                body_loc,
+            } => {
+                match self
+                    .store
+                    .apply_idempotent(seq, location, &event, &Bytes::new(), body_loc)
+                {
+                    Ok(Applied::Accepted) => {
+                        let id = event.message_id().clone();
+                        self.shared.index.insert(id.clone(), self.index);
+                        metrics::counter!("spine_messages_accepted_total").increment(1);
+                        self.notify(&[id]);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        return Err(format!("forwarded event {seq} does not apply: {e}").into())
+                    }
+                }
+            }
+            PartitionMsg::Subscribe { mailbox, tx } => {
+                self.subscribers.entry(mailbox).or_default().push(tx)
+            }
+            PartitionMsg::Durable { token, result } => self.on_durable(myself, token, result)?,
+            #[cfg(feature = "fault-injection")]
+            PartitionMsg::Panic => panic!(
+                "fault injection: partition {} panics on request",
+                self.index
+            ),
+        }
+        Ok(())
+    }
+
+    async fn on_send(
+        &mut self,
+        myself: &ActorRef<PartitionMsg>,
+        envelope: Box<Envelope>,
+        key: Option<String>,
+        body: Bytes,
+        reply: Reply<SendOutcome>,
+    ) {
+        let key = key.map(|k| (envelope.sender.clone(), k));
+        if let Some(k) = &key {
+            if let Some(waiters) = self.keys.get_mut(k) {
+                waiters.push(reply);
+                return;
+            }
+        }
+        match self
+            .store
+            .check_send(*envelope, key.as_ref().map(|k| k.1.clone()))
+        {
+            Err(e) => answer(reply, Err(e.into())),
+            Ok(SendCheck::Duplicate(id)) => {
+                let status = self
+                    .store
+                    .get(&id)
+                    .map_or(MessageStatus::Accepted, |m| m.status);
+                answer(
+                    reply,
+                    Ok(SendOutcome {
+                        message_id: id,
+                        duplicate: true,
+                        status,
+                    }),
+                );
+            }
+            Ok(SendCheck::New(event)) => {
+                let id = event.message_id().clone();
+                if let Some(k) = &key {
+                    self.keys.insert(k.clone(), Vec::new());
+                }
+                self.log(
+                    myself,
+                    vec![(event, body)],
+                    vec![id.clone()],
+                    Answer::Send { reply, key, id },
+                )
+                .await;
+            }
+        }
+    }
+
+    /// Hands events to the log; the outcome comes back as `Durable`.
+    async fn log(
+        &mut self,
+        myself: &ActorRef<PartitionMsg>,
+        events: Vec<(Event, Bytes)>,
+        touched: Vec<MessageId>,
+        answer_to: Answer,
+    ) {
+        let mut records = Vec::with_capacity(events.len());
+        for (event, body) in &events {
+            match event.to_record(body.clone()) {
+                Ok(r) => records.push(r),
+                Err(e) => {
+                    self.finish(
+                        answer_to,
+                        Err(RequestError::Invalid(format!(
+                            "cannot encode the message: {e}"
+                        ))),
+                    );
+                    return;
+                }
+            }
+        }
+        let token = self.next_token;
+        self.next_token += 1;
+        let heads = records.iter().map(|r| r.head.len()).collect();
+        let (events, bodies): (Vec<Event>, Vec<Bytes>) = events.into_iter().unzip();
+        for id in &touched {
+            self.busy.insert(id.clone());
+        }
+        self.pending.insert(
+            token,
+            Pending {
+                events,
+                heads,
+                bodies,
+                touched,
+                answer: answer_to,
+            },
+        );
+        let me = myself.clone();
+        let done = Box::new(move |result: AppendResult| {
+            // If this actor has died meanwhile, its replacement rebuilds
+            // from the log; the caller sees OUTCOME_UNKNOWN.
+            let _ = me.cast(PartitionMsg::Durable { token, result });
+        });
+        if let Err(e) = self.shared.sink.submit(records, done).await {
+            if let Some(p) = self.pending.remove(&token) {
+                self.release(myself, &p.touched);
+                self.finish(p.answer, Err(e.into()));
+            }
+        }
+    }
+
+    fn on_durable(
+        &mut self,
+        myself: &ActorRef<PartitionMsg>,
+        token: u64,
+        result: AppendResult,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(p) = self.pending.remove(&token) else {
+            return Ok(());
+        };
+        let appended = match result {
+            Ok(appended) => appended,
+            Err(e) => {
+                self.release(myself, &p.touched);
+                self.finish(p.answer, Err(e.into()));
+                return Ok(());
+            }
+        };
+        let mut accepted = Vec::new();
+        for (i, app) in appended.iter().enumerate() {
+            let (Some(event), Some(body), Some(head)) =
+                (p.events.get(i), p.bodies.get(i), p.heads.get(i))
+            else {
+                return Err("the log answered more records than were sent".into());
+            };
+            let body_loc = ChunkLoc {
+                segment: app.location.segment,
+                offset: app.location.offset + *head as u64,
+                len: body.len() as u32,
+            };
+            if let Event::Create { envelope, .. } = event {
+                let owner = self.shared.map.partition_of(&envelope.recipient).0;
+                if owner != self.index {
+                    forward(
+                        &self.shared,
+                        owner,
+                        app.seq,
+                        app.location,
+                        event.clone(),
+                        body_loc,
+                    );
+                    continue;
+                }
+            }
+            let applied = self
+                .store
+                .apply(app.seq, app.location, event, body, body_loc)
+                .map_err(|e| format!("durable event {} does not apply ({e}); rebuilding partition {} from the log", app.seq, self.index))?;
+            self.after_apply(event, applied, &mut accepted);
+        }
+        self.release(myself, &p.touched);
+        let result = match &p.answer {
+            Answer::Send { id, .. } | Answer::Chunk { id, .. } => match self.store.get(id) {
+                Some(_) => Ok(()),
+                None => Err(RequestError::Store(StoreError::NotFound(id.clone()))),
+            },
+            _ => Ok(()),
+        };
+        self.finish(p.answer, result);
+        self.notify(&accepted);
+        Ok(())
+    }
+
+    fn after_apply(&mut self, event: &Event, applied: Applied, accepted: &mut Vec<MessageId>) {
+        match event {
+            Event::Create { envelope, .. } => {
+                self.shared
+                    .index
+                    .insert(envelope.message_id.clone(), self.index);
+            }
+            Event::Acknowledge { message_id, .. } => {
+                metrics::counter!("spine_messages_acknowledged_total").increment(1);
+                let _ = message_id;
+            }
+            Event::Expire { .. } => metrics::counter!("spine_messages_expired_total").increment(1),
+            Event::Purge { message_id, .. } => {
+                self.shared.index.remove(message_id);
+                metrics::counter!("spine_messages_purged_total").increment(1);
+            }
+            _ => {}
+        }
+        if applied == Applied::Accepted {
+            metrics::counter!("spine_messages_accepted_total").increment(1);
+            accepted.push(event.message_id().clone());
+        }
+    }
+
+    /// Answers the caller of a finished operation.
+    fn finish(&mut self, to: Answer, result: Result<(), RequestError>) {
+        match to {
+            Answer::Send { reply, key, id } => {
+                let status = self
+                    .store
+                    .get(&id)
+                    .map_or(MessageStatus::Accepted, |m| m.status);
+                let outcome = result.map(|()| SendOutcome {
+                    message_id: id,
+                    duplicate: false,
+                    status,
+                });
+                if let Some(waiters) = key.and_then(|k| self.keys.remove(&k)) {
+                    for w in waiters {
+                        answer(
+                            w,
+                            outcome.clone().map(|o| SendOutcome {
+                                duplicate: true,
+                                ..o
+                            }),
+                        );
+                    }
+                }
+                answer(reply, outcome);
+            }
+            Answer::Chunk { reply, id } => {
+                let complete = self
+                    .store
+                    .get(&id)
+                    .is_some_and(|m| m.status == MessageStatus::Accepted);
+                answer(reply, result.map(|()| ChunkOutcome { complete }));
+            }
+            Answer::Ack(reply) => answer(reply, result),
+            Answer::Quiet => {
+                if let Err(e) = result {
+                    tracing::warn!(partition = self.index, error = %e, "background log write failed");
+                }
+            }
+        }
+    }
+
+    /// Ends the in-flight marks and re-queues requests that waited on them.
+    fn release(&mut self, myself: &ActorRef<PartitionMsg>, touched: &[MessageId]) {
+        for id in touched {
+            self.busy.remove(id);
+            if let Some(waiting) = self.deferred.remove(id) {
+                for msg in waiting {
+                    if let Err(e) = myself.cast(msg) {
+                        tracing::warn!(partition = self.index, error = %e, "could not re-queue a deferred request");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_expire(
+        &mut self,
+        myself: &ActorRef<PartitionMsg>,
+        now: spine_core::time::Timestamp,
+    ) -> usize {
+        let batch = self.shared.runtime.expiry_batch;
+        let shared = Arc::clone(&self.shared);
+        let groups = match self.store.expiry_events(now, batch, || {
+            shared
+                .next_message_id()
+                .map_err(|e| StoreError::Replay(format!("no report id: {e}")))
+        }) {
+            Ok(groups) => groups,
+            Err(e) => {
+                tracing::error!(partition = self.index, error = %e, "cannot build expiry events");
+                return 0;
+            }
+        };
+        let mut logged = 0;
+        for group in groups {
+            let id = group.first().map(|e| e.message_id().clone());
+            let Some(id) = id.filter(|id| !self.busy.contains(id)) else {
+                continue;
+            };
+            logged += group.len();
+            let events = group.into_iter().map(|e| (e, Bytes::new())).collect();
+            self.log(myself, events, vec![id], Answer::Quiet).await;
+        }
+        let purges: Vec<Event> = self
+            .store
+            .purge_events(now, batch)
+            .into_iter()
+            .filter(|e| !self.busy.contains(e.message_id()))
+            .collect();
+        if !purges.is_empty() {
+            logged += purges.len();
+            let touched = purges.iter().map(|e| e.message_id().clone()).collect();
+            let events = purges.into_iter().map(|e| (e, Bytes::new())).collect();
+            self.log(myself, events, touched, Answer::Quiet).await;
+        }
+        logged
+    }
+
+    fn notify(&mut self, accepted: &[MessageId]) {
+        for id in accepted {
+            let Some(m) = self.store.get(id) else {
+                continue;
+            };
+            let Some(subs) = self.subscribers.get_mut(&m.envelope.recipient) else {
+                continue;
+            };
+            let note = Notification {
+                envelope: Arc::clone(&m.envelope),
+                order: m.accepted_seq.unwrap_or(0),
+            };
+            subs.retain(|tx| match tx.try_send(note.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    metrics::counter!("spine_subscriber_lagged_total").increment(1);
+                    true
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            });
+        }
+    }
+}
+
+/// Sends an event to its owning partition, waiting (bounded) if that
+/// partition is restarting: its rebuild may not have seen the event yet.
+fn forward(
+    shared: &Arc<Shared>,
+    owner: u32,
+    seq: u64,
+    location: spine_core::wal::RecordLocation,
+    event: Event,
+    body_loc: ChunkLoc,
+) {
+    let msg = move || PartitionMsg::ApplyForeign {
+        seq,
+        location,
+        event: Box::new(event.clone()),
+        body_loc,
+    };
+    if let Some(actor) = shared.partition(owner) {
+        if actor.cast(msg()).is_ok() {
+            return;
+        }
+    }
+    let shared = Arc::clone(shared);
+    let wait = Duration::from_millis(shared.runtime.request_wait_ms);
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + wait;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if let Some(actor) = shared.partition(owner) {
+                if actor.cast(msg()).is_ok() {
+                    return;
+                }
+            }
+        }
+        tracing::error!(partition = owner, seq, "could not deliver a report to its partition; it is in the log and appears after a restart");
+    });
+}

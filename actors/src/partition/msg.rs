@@ -1,0 +1,139 @@
+//! Messages a partition actor handles.
+
+use bytes::Bytes;
+use spine_core::envelope::Envelope;
+use spine_core::ids::{MailboxId, MessageId};
+use spine_core::message::{ChunkLoc, Event, WorkflowFilter};
+use spine_core::time::Timestamp;
+use spine_core::wal::RecordLocation;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::node::error::RequestError;
+use crate::node::types::{ChunkOutcome, InboxPage, MessageView, Notification, SendOutcome};
+use crate::wal::AppendResult;
+
+/// A reply channel.
+pub type Reply<T> = oneshot::Sender<Result<T, RequestError>>;
+
+/// What a partition actor is asked to do.
+pub enum PartitionMsg {
+    /// Create a message (its first chunk).
+    Send {
+        /// The validated envelope, id assigned.
+        envelope: Box<Envelope>,
+        /// The sender's idempotency key.
+        idempotency_key: Option<String>,
+        /// Chunk 1.
+        body: Bytes,
+        /// Where to answer.
+        reply: Reply<SendOutcome>,
+    },
+    /// Upload chunk `chunk_no` of an uploading message.
+    Chunk {
+        /// The caller (must be the sender).
+        sender: MailboxId,
+        /// The message.
+        id: MessageId,
+        /// 1-based chunk number.
+        chunk_no: u32,
+        /// The bytes.
+        body: Bytes,
+        /// Where to answer.
+        reply: Reply<ChunkOutcome>,
+    },
+    /// Acknowledge a message (idempotent).
+    Ack {
+        /// The caller (must be the recipient).
+        mailbox: MailboxId,
+        /// The message.
+        id: MessageId,
+        /// Where to answer.
+        reply: Reply<()>,
+    },
+    /// List an inbox page.
+    List {
+        /// Whose inbox.
+        mailbox: MailboxId,
+        /// Optional workflow filter.
+        filter: Option<WorkflowFilter>,
+        /// Continue after this order key.
+        after: Option<u64>,
+        /// Page size.
+        limit: usize,
+        /// Where to answer.
+        reply: Reply<InboxPage>,
+    },
+    /// Look a message up.
+    Get {
+        /// The message.
+        id: MessageId,
+        /// Where to answer.
+        reply: Reply<Option<MessageView>>,
+    },
+    /// Expire and purge what is due at `now`; answers how many events were logged.
+    Expire {
+        /// The current time.
+        now: Timestamp,
+        /// Where to answer (optional).
+        reply: Option<Reply<usize>>,
+    },
+    /// Apply an event another partition logged for a message owned here
+    /// (the non-delivery report of an expired message).
+    ApplyForeign {
+        /// Its sequence number.
+        seq: u64,
+        /// Its record location.
+        location: RecordLocation,
+        /// The event.
+        event: Box<Event>,
+        /// Where its body is.
+        body_loc: ChunkLoc,
+    },
+    /// Push newly accepted messages for `mailbox` into `tx`.
+    Subscribe {
+        /// The mailbox.
+        mailbox: MailboxId,
+        /// Where to push.
+        tx: mpsc::Sender<Notification>,
+    },
+    /// A logged batch became durable (or failed): apply and answer.
+    Durable {
+        /// Which pending operation.
+        token: u64,
+        /// The outcome.
+        result: AppendResult,
+    },
+    /// Fault injection: panic inside the handler.
+    #[cfg(feature = "fault-injection")]
+    Panic,
+}
+
+impl std::fmt::Debug for PartitionMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            PartitionMsg::Send { .. } => "Send",
+            PartitionMsg::Chunk { .. } => "Chunk",
+            PartitionMsg::Ack { .. } => "Ack",
+            PartitionMsg::List { .. } => "List",
+            PartitionMsg::Get { .. } => "Get",
+            PartitionMsg::Expire { .. } => "Expire",
+            PartitionMsg::ApplyForeign { .. } => "ApplyForeign",
+            PartitionMsg::Subscribe { .. } => "Subscribe",
+            PartitionMsg::Durable { .. } => "Durable",
+            #[cfg(feature = "fault-injection")]
+            PartitionMsg::Panic => "Panic",
+        };
+        f.write_str(name)
+    }
+}
+
+impl PartitionMsg {
+    /// The existing message this request changes, if any: such requests
+    /// wait while an earlier change to the same message is in flight.
+    pub(crate) fn touches(&self) -> Option<&MessageId> {
+        match self {
+            PartitionMsg::Chunk { id, .. } | PartitionMsg::Ack { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! The node supervisor: starts the partition, expiry and service actors,
+//! restarts a failed one (one-for-one, with an intensity limit), and fails
+//! the node when a child fails too often.
+//!
+//! Restarting a partition: its slot is emptied (callers wait, bounded), a
+//! barrier on the log makes everything it submitted durable, its state is
+//! rebuilt from the log, and a new actor takes the slot. Nothing acknowledged
+//! is lost because acknowledgements come only after durability, and nothing
+//! hangs because every caller's reply channel is dropped with the old actor.
+
+pub mod policy;
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use spine_core::message::MessageStore;
+
+use crate::expiry::{ExpiryActor, ExpiryMsg};
+use crate::node::shared::Shared;
+use crate::node::sink::LogSink;
+use crate::partition::rebuild::rebuild_partition;
+use crate::partition::{PartitionActor, PartitionArgs, PartitionMsg};
+use crate::service::{ServiceActor, ServiceMsg};
+use policy::{RestartPolicy, RestartTracker};
+
+/// Which child an actor is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChildKind {
+    /// Partition `n`.
+    Partition(u32),
+    /// The expiry actor.
+    Expiry,
+    /// The mailbox service actor.
+    Service,
+}
+
+impl ChildKind {
+    fn label(self) -> &'static str {
+        match self {
+            ChildKind::Partition(_) => "partition",
+            ChildKind::Expiry => "expiry",
+            ChildKind::Service => "service",
+        }
+    }
+}
+
+/// Messages to the supervisor.
+#[derive(Debug)]
+pub enum SupervisorMsg {
+    /// A restarted child is running.
+    Restarted(ChildKind, ActorCell),
+    /// A restart could not be completed: fail the node.
+    Escalate(String),
+    /// Who the service actor is now (for the handle).
+    GetService(tokio::sync::oneshot::Sender<Option<ActorRef<ServiceMsg>>>),
+    /// Who the expiry actor is now.
+    GetExpiry(tokio::sync::oneshot::Sender<Option<ActorRef<ExpiryMsg>>>),
+}
+
+/// The supervisor actor.
+#[derive(Debug)]
+pub struct NodeSupervisor;
+
+/// What the supervisor starts from.
+#[derive(Debug)]
+pub struct SupervisorArgs {
+    pub(crate) shared: Arc<Shared>,
+    /// Recovered state, one store per partition.
+    pub stores: Vec<MessageStore>,
+}
+
+/// Supervisor state.
+#[derive(Debug)]
+pub struct SupervisorState {
+    shared: Arc<Shared>,
+    children: HashMap<ActorId, ChildKind>,
+    trackers: HashMap<ChildKind, RestartTracker>,
+    policy: RestartPolicy,
+    service: Option<ActorRef<ServiceMsg>>,
+    expiry: Option<ActorRef<ExpiryMsg>>,
+}
+
+impl Actor for NodeSupervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        args: SupervisorArgs,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
+        let shared = args.shared;
+        let policy = RestartPolicy {
+            max_restarts: shared.runtime.max_restarts,
+            window: Duration::from_secs(shared.runtime.restart_window_secs),
+        };
+        let mut state = SupervisorState {
+            shared: Arc::clone(&shared),
+            children: HashMap::new(),
+            trackers: HashMap::new(),
+            policy,
+            service: None,
+            expiry: None,
+        };
+        for (i, store) in args.stores.into_iter().enumerate() {
+            let index = i as u32;
+            let args = PartitionArgs {
+                index,
+                store,
+                shared: Arc::clone(&shared),
+            };
+            let (actor, _) =
+                Actor::spawn_linked(None, PartitionActor, args, myself.get_cell()).await?;
+            state
+                .children
+                .insert(actor.get_id(), ChildKind::Partition(index));
+            shared.set_partition(index, Some(actor));
+        }
+        state.start_child(&myself, ChildKind::Expiry).await?;
+        state.start_child(&myself, ChildKind::Service).await?;
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        msg: SupervisorMsg,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SupervisorMsg::Restarted(kind, cell) => {
+                state.children.insert(cell.get_id(), kind);
+                tracing::info!(child = kind.label(), ?kind, "restarted");
+            }
+            SupervisorMsg::Escalate(reason) => state.escalate(&myself, reason),
+            SupervisorMsg::GetService(reply) => {
+                let _ = reply.send(state.service.clone());
+            }
+            SupervisorMsg::GetExpiry(reply) => {
+                let _ = reply.send(state.expiry.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        event: SupervisionEvent,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, reason) = match event {
+            SupervisionEvent::ActorFailed(cell, err) => (cell, err.to_string()),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                if !state.shared.accepting.load(Ordering::Acquire) {
+                    state.children.remove(&cell.get_id());
+                    return Ok(()); // shutting down
+                }
+                (
+                    cell,
+                    reason.unwrap_or_else(|| "stopped unexpectedly".into()),
+                )
+            }
+            _ => return Ok(()),
+        };
+        let Some(kind) = state.children.remove(&cell.get_id()) else {
+            return Ok(());
+        };
+        metrics::counter!("spine_actor_restarts_total", "kind" => kind.label()).increment(1);
+        tracing::error!(child = kind.label(), ?kind, %reason, "actor failed");
+        let allowed = state
+            .trackers
+            .entry(kind)
+            .or_default()
+            .allow(&state.policy, Instant::now());
+        if !allowed {
+            let why = format!(
+                "{} failed more than {} times within {:?}: {reason}",
+                kind.label(),
+                state.policy.max_restarts,
+                state.policy.window
+            );
+            state.escalate(&myself, why);
+            return Ok(());
+        }
+        match kind {
+            ChildKind::Partition(index) => state.restart_partition(&myself, index),
+            other => {
+                if let Err(e) = state.start_child(&myself, other).await {
+                    state.escalate(&myself, format!("cannot restart {}: {e}", other.label()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SupervisorState {
+    async fn start_child(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        kind: ChildKind,
+    ) -> Result<(), ActorProcessingErr> {
+        let shared = Arc::clone(&self.shared);
+        let cell = match kind {
+            ChildKind::Expiry => {
+                let (actor, _) =
+                    Actor::spawn_linked(None, ExpiryActor, shared, myself.get_cell()).await?;
+                self.expiry = Some(actor.clone());
+                actor.get_cell()
+            }
+            ChildKind::Service => {
+                let (actor, _) =
+                    Actor::spawn_linked(None, ServiceActor, shared, myself.get_cell()).await?;
+                self.service = Some(actor.clone());
+                actor.get_cell()
+            }
+            ChildKind::Partition(_) => {
+                return Err("partitions are restarted by restart_partition".into())
+            }
+        };
+        self.children.insert(cell.get_id(), kind);
+        Ok(())
+    }
+
+    fn restart_partition(&mut self, myself: &ActorRef<SupervisorMsg>, index: u32) {
+        let shared = Arc::clone(&self.shared);
+        shared.set_partition(index, None);
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let result = rebuild_and_start(&shared, &me, index).await;
+            match result {
+                Ok(cell) => {
+                    let _ = me.cast(SupervisorMsg::Restarted(ChildKind::Partition(index), cell));
+                }
+                Err(e) => {
+                    let _ = me.cast(SupervisorMsg::Escalate(format!(
+                        "partition {index} could not be rebuilt: {e}"
+                    )));
+                }
+            }
+        });
+    }
+
+    fn escalate(&mut self, myself: &ActorRef<SupervisorMsg>, reason: String) {
+        tracing::error!(%reason, "supervisor gives up: the node stops serving");
+        metrics::counter!("spine_node_failures_total").increment(1);
+        let _ = self.shared.failed.set(reason.clone());
+        self.shared.accepting.store(false, Ordering::Release);
+        self.shared.failure.notify_waiters();
+        myself.stop(Some(reason));
+    }
+}
+
+async fn rebuild_and_start(
+    shared: &Arc<Shared>,
+    supervisor: &ActorRef<SupervisorMsg>,
+    index: u32,
+) -> Result<ActorCell, String> {
+    let LogSink::Durable(wal) = &shared.sink else {
+        return Err("memory-only nodes cannot rebuild a partition".into());
+    };
+    let end = wal.barrier().await.map_err(|e| e.to_string())?;
+    let storage = shared.storage.clone();
+    let map = shared.map;
+    let store = tokio::task::spawn_blocking(move || rebuild_partition(&storage, &map, index, end))
+        .await
+        .map_err(|e| e.to_string())??;
+    let args = PartitionArgs {
+        index,
+        store,
+        shared: Arc::clone(shared),
+    };
+    let (actor, _): (ActorRef<PartitionMsg>, _) =
+        Actor::spawn_linked(None, PartitionActor, args, supervisor.get_cell())
+            .await
+            .map_err(|e| e.to_string())?;
+    let cell = actor.get_cell();
+    shared.set_partition(index, Some(actor));
+    Ok(cell)
+}
