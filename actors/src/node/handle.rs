@@ -180,6 +180,19 @@ impl Drop for Active<'_> {
     }
 }
 
+/// Queue depths (see [`NodeHandle::queue_depths`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueDepths {
+    /// Requests queued or running, per partition.
+    pub partitions: Vec<usize>,
+    /// The configured bound per partition.
+    pub partition_limit: usize,
+    /// Records queued or in flight in the log.
+    pub wal_in_flight: usize,
+    /// The configured bound of the log.
+    pub wal_limit: usize,
+}
+
 /// Which actor to fail on purpose (fault-injection builds only).
 #[cfg(feature = "fault-injection")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -573,6 +586,21 @@ impl NodeHandle {
     /// Whether acknowledgements mean "on disk".
     pub fn is_durable(&self) -> bool {
         self.shared.sink.is_durable()
+    }
+
+    /// Queue depths right now: requests queued or running per partition,
+    /// and records queued or in flight in the log.
+    pub fn queue_depths(&self) -> QueueDepths {
+        let limit = self.shared.runtime.partition_queue;
+        QueueDepths {
+            partitions: self.shared.permits.iter().map(|p| limit.saturating_sub(p.available_permits())).collect(),
+            partition_limit: limit,
+            wal_in_flight: match &self.shared.sink {
+                LogSink::Durable(wal) => wal.in_flight(),
+                LogSink::Memory(_) => 0,
+            },
+            wal_limit: self.shared.storage.max_in_flight,
+        }
     }
 
     /// Requests in progress.
