@@ -13,4 +13,5 @@ pub mod partition;
 pub mod service;
 pub mod supervisor;
 pub mod system;
+pub mod wal_actor;
 pub mod wal;

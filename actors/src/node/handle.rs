@@ -203,6 +203,8 @@ pub enum FaultTarget {
     Expiry,
     /// The mailbox service actor.
     Service,
+    /// The WAL maintenance actor.
+    Wal,
 }
 
 impl NodeHandle {
@@ -426,12 +428,28 @@ impl NodeHandle {
                 chunk: chunk_no,
                 total,
             })?;
-        let body = self
-            .shared
-            .reader
-            .read(loc)
-            .await
-            .map_err(|e| RequestError::Read(e.to_string()))?;
+        let body = match self.shared.reader.read(loc).await {
+            Ok(body) => body,
+            // Compaction may have moved the chunk and removed its old
+            // segment since the look-up: look again once.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let again = self.get(id).await?;
+                let loc = chunk_no
+                    .checked_sub(1)
+                    .and_then(|i| again.chunks.get(i as usize).copied().flatten())
+                    .ok_or(StoreError::ChunkOutOfRange {
+                        id: id.clone(),
+                        chunk: chunk_no,
+                        total,
+                    })?;
+                self.shared
+                    .reader
+                    .read(loc)
+                    .await
+                    .map_err(|e| RequestError::Read(e.to_string()))?
+            }
+            Err(e) => return Err(RequestError::Read(e.to_string())),
+        };
         metrics::counter!("spine_messages_delivered_total").increment(1);
         Ok(Download {
             view,
@@ -583,6 +601,27 @@ impl NodeHandle {
         Ok(total)
     }
 
+    async fn wal_actor(&self) -> Result<ActorRef<crate::wal_actor::WalMsg>, RequestError> {
+        let (tx, rx) = oneshot::channel();
+        self.supervisor
+            .cast(SupervisorMsg::GetWal(tx))
+            .map_err(|_| RequestError::ShuttingDown)?;
+        rx.await.ok().flatten().ok_or(RequestError::ShuttingDown)
+    }
+
+    /// Frees the oldest log segment now (carrying live messages forward),
+    /// whatever the compaction policy says; answers segments removed.
+    pub async fn compact_now(&self) -> Result<u64, RequestError> {
+        self.check_open(true)?;
+        let wal = self.wal_actor().await?;
+        let (tx, rx) = oneshot::channel();
+        wal.cast(crate::wal_actor::WalMsg::CompactNow(Some(tx)))
+            .map_err(|_| RequestError::ShuttingDown)?;
+        rx.await
+            .map_err(|_| RequestError::OutcomeUnknown)?
+            .map_err(RequestError::Invalid)
+    }
+
     /// Whether acknowledgements mean "on disk".
     pub fn is_durable(&self) -> bool {
         self.shared.sink.is_durable()
@@ -593,7 +632,12 @@ impl NodeHandle {
     pub fn queue_depths(&self) -> QueueDepths {
         let limit = self.shared.runtime.partition_queue;
         QueueDepths {
-            partitions: self.shared.permits.iter().map(|p| limit.saturating_sub(p.available_permits())).collect(),
+            partitions: self
+                .shared
+                .permits
+                .iter()
+                .map(|p| limit.saturating_sub(p.available_permits()))
+                .collect(),
             partition_limit: limit,
             wal_in_flight: match &self.shared.sink {
                 LogSink::Durable(wal) => wal.in_flight(),
@@ -673,6 +717,11 @@ impl NodeHandle {
             FaultTarget::Service => {
                 let s = self.service().await?;
                 s.cast(ServiceMsg::Panic)
+                    .map_err(|_| RequestError::ShuttingDown)
+            }
+            FaultTarget::Wal => {
+                let w = self.wal_actor().await?;
+                w.cast(crate::wal_actor::WalMsg::Panic)
                     .map_err(|_| RequestError::ShuttingDown)
             }
             FaultTarget::Expiry => {

@@ -148,3 +148,75 @@ async fn expiry_sends_one_report_to_the_sender() {
     assert_eq!(node.expire_now().await.unwrap(), 0);
     node.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_while_running_frees_segments_and_keeps_live_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_unix_seconds(
+        1_780_000_000,
+    )));
+    let (node, _) = Node::start(storage(dir.path()), parts(Arc::clone(&clock)))
+        .await
+        .unwrap();
+    let mut keep = Vec::new();
+    for i in 0..300u32 {
+        let to = if i % 2 == 0 { "X26ABC2" } else { "X26ABC3" };
+        let req = SendRequest::simple(
+            mb("X26ABC1"),
+            mb(to),
+            wf("ANY_WORKFLOW"),
+            Bytes::from(vec![(i % 251) as u8; 1000]),
+        );
+        let id = node.send(req).await.unwrap().message_id;
+        if i % 50 == 0 {
+            keep.push((id, to, (i % 251) as u8));
+        } else {
+            node.acknowledge(&mb(to), &id).await.unwrap();
+        }
+    }
+    let segments = |d: &std::path::Path| {
+        std::fs::read_dir(d)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "wal")
+            })
+            .count()
+    };
+    let before = segments(dir.path());
+    assert!(before >= 4, "log spans several segments: {before}");
+    let mut removed = 0;
+    for _ in 0..before {
+        removed += node.compact_now().await.unwrap();
+    }
+    assert!(
+        removed as usize >= before - 2,
+        "removed {removed} of {before}"
+    );
+    assert!(segments(dir.path()) < before);
+    for (id, to, byte) in &keep {
+        let d = node.download(&mb(to), id, 1).await.unwrap();
+        assert_eq!(
+            d.body.as_ref(),
+            &vec![*byte; 1000][..],
+            "live message survives compaction"
+        );
+    }
+    node.shutdown().await.unwrap();
+    let (node, summary) = Node::start(storage(dir.path()), parts(clock))
+        .await
+        .unwrap();
+    assert_eq!(summary.in_inboxes, keep.len() as u64);
+    for (id, to, byte) in &keep {
+        let d = node.download(&mb(to), id, 1).await.unwrap();
+        assert_eq!(
+            d.body.as_ref(),
+            &vec![*byte; 1000][..],
+            "and a restart after it"
+        );
+    }
+    node.shutdown().await.unwrap();
+}

@@ -262,6 +262,14 @@ impl PartitionState {
                 self.subscribers.entry(mailbox).or_default().push(tx)
             }
             PartitionMsg::Durable { token, result } => self.on_durable(myself, token, result)?,
+            PartitionMsg::Carry {
+                upto_segment,
+                reply,
+            } => {
+                let submitted = self.on_carry(myself, upto_segment).await;
+                answer(reply, submitted);
+            }
+            PartitionMsg::LiveBytes { reply } => answer(reply, Ok(self.store.live_bytes())),
             #[cfg(feature = "fault-injection")]
             PartitionMsg::Panic => panic!(
                 "fault injection: partition {} panics on request",
@@ -558,6 +566,45 @@ impl PartitionState {
             self.log(myself, events, touched, Answer::Quiet).await;
         }
         logged
+    }
+
+    /// Logs a `Snapshot` (plus `CarryChunk` copies of chunks in old
+    /// segments) for every idle message that needs a segment at or below
+    /// `upto`. Busy messages are left for the next round.
+    async fn on_carry(
+        &mut self,
+        myself: &ActorRef<PartitionMsg>,
+        upto: u64,
+    ) -> Result<usize, RequestError> {
+        let mut submitted = 0;
+        for id in self.store.referencing(upto) {
+            if self.busy.contains(&id) {
+                submitted += 1; // not yet: the caller must come back
+                continue;
+            }
+            let Some(plan) = self.store.carry_plan(&id, upto) else {
+                continue;
+            };
+            let mut events = vec![(plan.snapshot, Bytes::new())];
+            for (chunk_no, loc) in plan.chunks {
+                let bytes = self
+                    .shared
+                    .reader
+                    .read(loc)
+                    .await
+                    .map_err(|e| RequestError::Read(e.to_string()))?;
+                events.push((
+                    Event::CarryChunk {
+                        message_id: id.clone(),
+                        chunk_no,
+                    },
+                    bytes,
+                ));
+            }
+            self.log(myself, events, vec![id], Answer::Quiet).await;
+            submitted += 1;
+        }
+        Ok(submitted)
     }
 
     fn notify(&mut self, accepted: &[MessageId]) {

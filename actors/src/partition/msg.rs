@@ -96,6 +96,20 @@ pub enum PartitionMsg {
         /// Where to push.
         tx: mpsc::Sender<Notification>,
     },
+    /// Compaction: carry forward every message that still needs a segment
+    /// at or below `upto_segment`; answers how many carries were submitted
+    /// (0 means nothing here needs those segments any more).
+    Carry {
+        /// The newest segment to free.
+        upto_segment: u64,
+        /// Where to answer.
+        reply: Reply<usize>,
+    },
+    /// Live message bytes held by this partition.
+    LiveBytes {
+        /// Where to answer.
+        reply: Reply<u64>,
+    },
     /// A logged batch became durable (or failed): apply and answer.
     Durable {
         /// Which pending operation.
@@ -120,6 +134,8 @@ impl std::fmt::Debug for PartitionMsg {
             PartitionMsg::ApplyForeign { .. } => "ApplyForeign",
             PartitionMsg::Subscribe { .. } => "Subscribe",
             PartitionMsg::Durable { .. } => "Durable",
+            PartitionMsg::Carry { .. } => "Carry",
+            PartitionMsg::LiveBytes { .. } => "LiveBytes",
             #[cfg(feature = "fault-injection")]
             PartitionMsg::Panic => "Panic",
         };

@@ -1,4 +1,4 @@
-//! The node supervisor: starts the partition, expiry and service actors,
+//! The node supervisor: starts the partition, expiry, service and WAL actors,
 //! restarts a failed one (one-for-one, with an intensity limit), and fails
 //! the node when a child fails too often.
 //!
@@ -24,6 +24,7 @@ use crate::node::sink::LogSink;
 use crate::partition::rebuild::rebuild_partition;
 use crate::partition::{PartitionActor, PartitionArgs, PartitionMsg};
 use crate::service::{ServiceActor, ServiceMsg};
+use crate::wal_actor::{WalActor, WalMsg};
 use policy::{RestartPolicy, RestartTracker};
 
 /// Which child an actor is.
@@ -35,6 +36,8 @@ pub enum ChildKind {
     Expiry,
     /// The mailbox service actor.
     Service,
+    /// The WAL maintenance actor.
+    Wal,
 }
 
 impl ChildKind {
@@ -43,6 +46,7 @@ impl ChildKind {
             ChildKind::Partition(_) => "partition",
             ChildKind::Expiry => "expiry",
             ChildKind::Service => "service",
+            ChildKind::Wal => "wal",
         }
     }
 }
@@ -58,6 +62,8 @@ pub enum SupervisorMsg {
     GetService(tokio::sync::oneshot::Sender<Option<ActorRef<ServiceMsg>>>),
     /// Who the expiry actor is now.
     GetExpiry(tokio::sync::oneshot::Sender<Option<ActorRef<ExpiryMsg>>>),
+    /// Who the WAL actor is now.
+    GetWal(tokio::sync::oneshot::Sender<Option<ActorRef<WalMsg>>>),
 }
 
 /// The supervisor actor.
@@ -81,6 +87,7 @@ pub struct SupervisorState {
     policy: RestartPolicy,
     service: Option<ActorRef<ServiceMsg>>,
     expiry: Option<ActorRef<ExpiryMsg>>,
+    wal: Option<ActorRef<WalMsg>>,
 }
 
 impl Actor for NodeSupervisor {
@@ -105,6 +112,7 @@ impl Actor for NodeSupervisor {
             policy,
             service: None,
             expiry: None,
+            wal: None,
         };
         for (i, store) in args.stores.into_iter().enumerate() {
             let index = i as u32;
@@ -122,6 +130,7 @@ impl Actor for NodeSupervisor {
         }
         state.start_child(&myself, ChildKind::Expiry).await?;
         state.start_child(&myself, ChildKind::Service).await?;
+        state.start_child(&myself, ChildKind::Wal).await?;
         Ok(state)
     }
 
@@ -142,6 +151,9 @@ impl Actor for NodeSupervisor {
             }
             SupervisorMsg::GetExpiry(reply) => {
                 let _ = reply.send(state.expiry.clone());
+            }
+            SupervisorMsg::GetWal(reply) => {
+                let _ = reply.send(state.wal.clone());
             }
         }
         Ok(())
@@ -217,6 +229,12 @@ impl SupervisorState {
                 let (actor, _) =
                     Actor::spawn_linked(None, ServiceActor, shared, myself.get_cell()).await?;
                 self.service = Some(actor.clone());
+                actor.get_cell()
+            }
+            ChildKind::Wal => {
+                let (actor, _) =
+                    Actor::spawn_linked(None, WalActor, shared, myself.get_cell()).await?;
+                self.wal = Some(actor.clone());
                 actor.get_cell()
             }
             ChildKind::Partition(_) => {
