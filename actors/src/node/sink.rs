@@ -11,7 +11,7 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use spine_core::wal::{AppendedRecord, PendingRecord, RecordLocation};
 
-use crate::wal::{AppendError, AppendResult, Completion, WalHandle};
+use crate::wal::{AppendError, AppendResult, Callback, Completion, WalHandle};
 
 /// The log behind the partitions.
 #[derive(Debug, Clone)]
@@ -59,7 +59,10 @@ impl LogSink {
         done: Box<dyn FnOnce(AppendResult) + Send>,
     ) -> Result<(), AppendError> {
         match self {
-            LogSink::Durable(wal) => wal.append_with(records, Completion::Callback(done)).await,
+            LogSink::Durable(wal) => {
+                wal.append_with(records, Completion::Callback(Callback::new(done)))
+                    .await
+            }
             LogSink::Memory(mem) => {
                 let first = mem
                     .next_seq

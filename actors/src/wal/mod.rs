@@ -5,7 +5,8 @@ pub mod writer;
 
 pub use file_storage::{DiskFile, FileStorage, ReadOnlyStorage};
 pub use writer::{
-    AppendError, AppendResult, Completion, WalHandle, WalWriter, WriterConfig, WriterStats,
+    AppendError, AppendResult, Callback, Completion, WalHandle, WalWriter, WriterConfig,
+    WriterStats,
 };
 
 #[cfg(test)]

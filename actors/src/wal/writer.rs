@@ -109,11 +109,38 @@ pub type AppendResult = Result<Vec<AppendedRecord>, AppendError>;
 /// How an appender learns its outcome. Callbacks run on the WAL's own
 /// threads, in sequence-number order, so a callback must be quick and must
 /// not block (sending on an unbounded channel or an actor mailbox is fine).
+/// A completion dropped without an outcome (a WAL thread died) reports
+/// `Closed`, so no appender waits forever.
 pub enum Completion {
     /// Resolve a future.
     Oneshot(Done<Vec<AppendedRecord>>),
     /// Call a function.
-    Callback(Box<dyn FnOnce(AppendResult) + Send>),
+    Callback(Callback),
+}
+
+/// A callback that is called exactly once: with the outcome, or with
+/// `Closed` if it is dropped unused.
+pub struct Callback(Option<Box<dyn FnOnce(AppendResult) + Send>>);
+
+impl Callback {
+    /// Wraps a function.
+    pub fn new(f: Box<dyn FnOnce(AppendResult) + Send>) -> Callback {
+        Callback(Some(f))
+    }
+}
+
+impl std::fmt::Debug for Callback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Callback")
+    }
+}
+
+impl Drop for Callback {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f(Err(AppendError::Closed));
+        }
+    }
 }
 
 impl Completion {
@@ -122,7 +149,11 @@ impl Completion {
             Completion::Oneshot(tx) => {
                 let _ = tx.send(result);
             }
-            Completion::Callback(f) => f(result),
+            Completion::Callback(mut cb) => {
+                if let Some(f) = cb.0.take() {
+                    f(result);
+                }
+            }
         }
     }
 }
@@ -519,9 +550,10 @@ fn run<S: Storage>(
                 }
                 Command::Barrier { done } if batch.is_empty() => {
                     let end = wal.next_seq();
-                    let reply = Completion::Callback(Box::new(move |r: AppendResult| {
-                        let _ = done.send(r.map(|_| end));
-                    }));
+                    let reply =
+                        Completion::Callback(Callback::new(Box::new(move |r: AppendResult| {
+                            let _ = done.send(r.map(|_| end));
+                        })));
                     match (shared.failed.get(), wal.active_syncer()) {
                         (Some(failure), _) => reply.complete(Err(failure.clone())),
                         (None, None) => reply.complete(Ok(Vec::new())),

@@ -1071,3 +1071,16 @@ async fn file_torn_tail_is_inspected_read_only_then_truncated_on_reopen() {
         assert_eq!(r.payload, joined(&pending(0, i)), "record {}", r.seq);
     }
 }
+
+#[test]
+fn a_callback_dropped_unused_reports_closed() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let cb = super::writer::Callback::new(Box::new(move |r| {
+        let _ = tx.send(r.map(|v| v.len()));
+    }));
+    drop(cb);
+    match rx.recv_timeout(std::time::Duration::from_secs(1)) {
+        Ok(Err(AppendError::Closed)) => {}
+        other => panic!("expected Closed, got {other:?}"),
+    }
+}
