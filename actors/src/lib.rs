@@ -5,9 +5,11 @@
 //! commit); [`node`] opens storage and runs the actor tree behind a
 //! [`node::NodeHandle`]; [`partition`], [`supervisor`], [`expiry`] and
 //! [`service`] are the actors; [`system`] the production clock and
-//! randomness.
+//! randomness; [`metrics`] the Prometheus exporter and the series the node
+//! emits.
 
 pub mod expiry;
+pub mod metrics;
 pub mod node;
 pub mod partition;
 pub mod service;

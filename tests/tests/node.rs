@@ -1,20 +1,29 @@
 //! Black-box tests of `spine serve` and `spine wal inspect` on real data
-//! directories: recovery, torn tails, corruption, locking, configuration
-//! and clean shutdown on signals.
+//! directories: recovery, torn tails, corruption, locking, configuration,
+//! the running actor tree (expiry), the Prometheus endpoint, and clean
+//! shutdown on signals.
+//!
+//! Every served node gets its own metrics port (picked free on loopback),
+//! so tests run in parallel and beside a developer's own node on the
+//! default port. Nothing listens beyond loopback.
 
+use std::io::{Read as _, Write as _};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
 use serde_json::Value;
+use spine_actors::system::SystemClock;
 use spine_actors::wal::FileStorage;
 use spine_core::envelope::{Envelope, MessageType};
 use spine_core::ids::{MailboxId, MessageId, MessageIdGenerator, WorkflowId};
 use spine_core::message::{AckCheck, ChunkLoc, Event, MessageStore, SendCheck, StoreConfig};
 use spine_core::random::SeededRandom;
-use spine_core::time::Timestamp;
+use spine_core::time::{Clock as _, Timestamp};
 use spine_core::wal::{Wal, WalConfig};
-use spine_tests::{run, run_env, Spine};
+use spine_tests::{run, run_env, Spine, WAIT};
 
 /// What a log written by [`write_log`] should recover to.
 #[derive(Debug, PartialEq, Eq)]
@@ -30,10 +39,16 @@ fn mb(s: &str) -> anyhow::Result<MailboxId> {
     Ok(MailboxId::parse(s)?)
 }
 
-/// Writes messages through the real log and store: `n` sends to two
-/// mailboxes, every third acknowledged, plus one chunked upload left
-/// incomplete. Small segments so the log spans several files.
+/// [`write_log_at`] stamped with the current time, so a served node's
+/// expiry actor (which runs on the wall clock) leaves it alone for days.
 fn write_log(dir: &Path, n: usize) -> anyhow::Result<Expected> {
+    write_log_at(dir, n, SystemClock::new().now())
+}
+
+/// Writes messages through the real log and store, created at `now`: `n`
+/// sends to two mailboxes, every third acknowledged, plus one chunked
+/// upload left incomplete. Small segments so the log spans several files.
+fn write_log_at(dir: &Path, n: usize, now: Timestamp) -> anyhow::Result<Expected> {
     let storage = FileStorage::open(dir)?;
     let config = WalConfig {
         segment_bytes: 16 * 1024,
@@ -43,7 +58,6 @@ fn write_log(dir: &Path, n: usize) -> anyhow::Result<Expected> {
     let mut store = MessageStore::new(StoreConfig::default());
     let mut ids = MessageIdGenerator::new();
     let mut rng = SeededRandom::new(42);
-    let now = Timestamp::from_unix_seconds(1_780_000_000);
     let log = |wal: &mut Wal<FileStorage>,
                store: &mut MessageStore,
                ev: Event,
@@ -140,10 +154,90 @@ fn recovered(log: &str) -> anyhow::Result<Expected> {
 }
 
 fn serve_until_ready(dir: &Path) -> anyhow::Result<Spine> {
+    Ok(serve_with(dir, &[])?.0)
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+/// Serves `dir` (JSON logs, `extra` flags) with metrics on a free loopback
+/// port until it is ready; answers the node and its metrics port. A port
+/// taken between picking and binding is retried with another.
+fn serve_with(dir: &Path, extra: &[&str]) -> anyhow::Result<(Spine, u16)> {
     let dir = dir.to_str().context("utf-8 path")?;
-    let mut node = Spine::start(&["serve", "--data-dir", dir, "--log-format", "json"])?;
-    node.wait_for_log("ready; send SIGINT or SIGTERM to stop")?;
-    Ok(node)
+    let mut last = None;
+    for _ in 0..3 {
+        let port = free_port()?;
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = vec![
+            "serve",
+            "--data-dir",
+            dir,
+            "--log-format",
+            "json",
+            "--metrics-listen",
+            &listen,
+        ];
+        args.extend_from_slice(extra);
+        let mut node = Spine::start(&args)?;
+        match node.wait_for_log("ready; send SIGINT or SIGTERM to stop") {
+            Ok(_) => return Ok((node, port)),
+            Err(e) if format!("{e:#}").contains("METRICS_BIND_FAILED") => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.context("no attempt made")?)
+}
+
+/// `GET path` over plain HTTP/1.1 on loopback; answers the whole response
+/// (status line, headers, body). Every step is bounded.
+fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    stream.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )?;
+    let mut response = Vec::new();
+    stream.take(16 << 20).read_to_end(&mut response)?;
+    Ok(String::from_utf8(response)?)
+}
+
+/// `GET /metrics`, checked for status 200.
+fn scrape(port: u16) -> anyhow::Result<String> {
+    let response = http_get(port, "/metrics")?;
+    anyhow::ensure!(
+        response.starts_with("HTTP/1.1 200"),
+        "not a 200 response:\n{response}"
+    );
+    Ok(response)
+}
+
+/// The value of `series` (name plus labels, exactly as exported).
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Scrapes until `series` reaches `at_least` (bounded by [`WAIT`]).
+fn wait_for_metric(port: u16, series: &str, at_least: f64) -> anyhow::Result<String> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = scrape(port)?;
+        if metric(&text, series).is_some_and(|v| v >= at_least) {
+            return Ok(text);
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("{series} did not reach {at_least} within {WAIT:?}:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn segments(dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
@@ -401,5 +495,342 @@ fn inspect_lists_segments_and_counts_by_kind() -> anyhow::Result<()> {
     assert_eq!(creates, expected.messages);
     let missing = run(&["wal", "inspect", "/nonexistent/spine-data"])?;
     assert_eq!(missing.code(), 1);
+    Ok(())
+}
+
+#[test]
+fn metrics_endpoint_serves_every_series_from_the_start_over_plain_http() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let (mut node, port) = serve_with(data.path(), &["--partitions", "3"])?;
+    let response = scrape(port)?;
+    for needle in [
+        "\nspine_up 1\n",
+        "\nspine_messages_accepted_total 0\n",
+        "\nspine_messages_acknowledged_total 0\n",
+        "\nspine_messages_expired_total 0\n",
+        "\nspine_messages_purged_total 0\n",
+        "\nspine_messages_delivered_total 0\n",
+        "\nspine_subscriber_lagged_total 0\n",
+        "\nspine_node_failures_total 0\n",
+        "\nspine_wal_records_total 0\n",
+        "\nspine_wal_fsyncs_total 0\n",
+        "spine_actor_restarts_total{kind=\"partition\"} 0\n",
+        "# TYPE spine_wal_fsync_seconds histogram",
+        "spine_wal_fsync_seconds_bucket{le=\"0.001\"} 0\n",
+        "# TYPE spine_wal_batch_records histogram",
+        "spine_partition_queue_depth{partition=\"0\"} 0\n",
+        "spine_partition_queue_depth{partition=\"2\"} 0\n",
+        "\nspine_wal_in_flight 0\n",
+    ] {
+        assert!(response.contains(needle), "{needle:?} missing:\n{response}");
+    }
+    assert!(
+        !response.contains("partition=\"3\""),
+        "one series per configured partition:\n{response}"
+    );
+    let line = node.wait_for_log("listen addresses")?;
+    let logged: Value = serde_json::from_str(&line)?;
+    assert_eq!(
+        logged["metrics"].as_str(),
+        Some(format!("http://127.0.0.1:{port}/metrics").as_str()),
+        "{line}"
+    );
+
+    node.signal("TERM")?;
+    let out = node.wait()?;
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(
+        TcpStream::connect_timeout(
+            &SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            Duration::from_secs(5)
+        )
+        .is_err(),
+        "the endpoint is gone with the process"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_metrics_port_in_use_is_a_startup_error_and_metrics_can_be_turned_off() -> anyhow::Result<()> {
+    let taken = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    let listen = taken.local_addr()?.to_string();
+    let data = tempfile::tempdir()?;
+    let dir = data.path().to_str().context("utf-8")?;
+    let out = run(&["serve", "--data-dir", dir, "--metrics-listen", &listen])?;
+    assert_eq!(out.code(), 1, "{}", out.stderr);
+    let last = out.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("spine: error [METRICS_BIND_FAILED]") && last.contains(&listen),
+        "one clear line naming the address:\n{}",
+        out.stderr
+    );
+    assert!(last.contains("--metrics-listen"), "{last}");
+
+    // The node it had started was shut down again: the directory is free.
+    let mut node = Spine::start(&[
+        "serve",
+        "--data-dir",
+        dir,
+        "--log-format",
+        "json",
+        "--metrics-enabled",
+        "false",
+        "--metrics-listen",
+        &listen,
+    ])?;
+    let line = node.wait_for_log("listen addresses")?;
+    let logged: Value = serde_json::from_str(&line)?;
+    assert_eq!(logged["metrics"], "disabled", "{line}");
+    node.wait_for_log("ready; send SIGINT or SIGTERM to stop")?;
+    node.signal("INT")?;
+    let out = node.wait()?;
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    drop(taken);
+    Ok(())
+}
+
+#[test]
+fn print_config_shows_runtime_and_metrics_settings_flag_over_env_over_file() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let file = tmp.path().join("spine.toml");
+    std::fs::write(
+        &file,
+        "[runtime]\npartitions = 2\nmax_restarts = 4\n\n[metrics]\nlisten = \"127.0.0.1:1111\"\n",
+    )?;
+    let file_s = file.to_str().context("utf-8")?;
+    let env = [
+        ("SPINE_PARTITIONS", "3"),
+        ("SPINE_METRICS_LISTEN", "127.0.0.1:2222"),
+    ];
+    let print = |flags: &[&str], env: &[(&str, &str)]| -> anyhow::Result<String> {
+        let mut args = vec!["serve", "--config", file_s, "--print-config"];
+        args.extend_from_slice(flags);
+        let out = run_env(&args, env)?;
+        anyhow::ensure!(out.code() == 0, "exit {}: {}", out.code(), out.stderr);
+        Ok(out.stdout)
+    };
+
+    let file_only = print(&[], &[])?;
+    for line in [
+        "partitions = 2  # config file",
+        "max_restarts = 4  # config file",
+        "listen = \"127.0.0.1:1111\"  # config file",
+        "enabled = true  # built-in default",
+        "shutdown_drain_ms = 30000  # built-in default",
+    ] {
+        assert!(file_only.contains(line), "{line}:\n{file_only}");
+    }
+    let with_env = print(&[], &env)?;
+    for line in [
+        "partitions = 3  # environment variable SPINE_PARTITIONS",
+        "max_restarts = 4  # config file",
+        "listen = \"127.0.0.1:2222\"  # environment variable SPINE_METRICS_LISTEN",
+    ] {
+        assert!(with_env.contains(line), "{line}:\n{with_env}");
+    }
+    let with_flags = print(
+        &["--partitions", "5", "--metrics-listen", "127.0.0.1:3333"],
+        &env,
+    )?;
+    for line in [
+        "partitions = 5  # flag --partitions",
+        "max_restarts = 4  # config file",
+        "listen = \"127.0.0.1:3333\"  # flag --metrics-listen",
+    ] {
+        assert!(with_flags.contains(line), "{line}:\n{with_flags}");
+    }
+
+    // The printed configuration is itself a config file giving the same.
+    let printed = tmp.path().join("printed.toml");
+    std::fs::write(&printed, &with_flags)?;
+    let out = run(&[
+        "serve",
+        "--config",
+        printed.to_str().context("utf-8")?,
+        "--print-config",
+    ])?;
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("partitions = 5  # config file"),
+        "{}",
+        out.stdout
+    );
+
+    // Out-of-range runtime values are refused, naming setting and source.
+    let out = run_env(
+        &["serve", "--print-config"],
+        &[("SPINE_EXPIRY_INTERVAL_MS", "1")],
+    )?;
+    assert_eq!(out.code(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("runtime.expiry_interval_ms = 1")
+            && out.stderr.contains("SPINE_EXPIRY_INTERVAL_MS")
+            && out.stderr.contains("CONFIG_INVALID"),
+        "{}",
+        out.stderr
+    );
+    Ok(())
+}
+
+#[test]
+fn a_non_loopback_metrics_address_is_refused_unless_allowed() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let data = tmp.path().join("data");
+    let dir = data.to_str().context("utf-8")?;
+    for listen in ["0.0.0.0:9701", "[::]:9701", "192.0.2.10:9701"] {
+        let out = run(&["serve", "--data-dir", dir, "--metrics-listen", listen])?;
+        assert_eq!(out.code(), 1, "{listen}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("CONFIG_INVALID")
+                && out.stderr.contains("not a loopback address")
+                && out.stderr.contains("--metrics-allow-remote"),
+            "{listen}: {}",
+            out.stderr
+        );
+        assert!(!data.exists(), "refused before touching anything");
+    }
+    let out = run_env(
+        &["serve", "--data-dir", dir],
+        &[("SPINE_METRICS_LISTEN", "0.0.0.0:9701")],
+    )?;
+    assert_eq!(out.code(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("environment variable SPINE_METRICS_LISTEN"),
+        "{}",
+        out.stderr
+    );
+
+    // Allowed by flag, environment or file (checked with --print-config:
+    // these tests never listen beyond loopback).
+    let allowed = run(&[
+        "serve",
+        "--metrics-listen",
+        "0.0.0.0:9701",
+        "--metrics-allow-remote",
+        "--print-config",
+    ])?;
+    assert_eq!(allowed.code(), 0, "{}", allowed.stderr);
+    assert!(
+        allowed
+            .stdout
+            .contains("allow_remote = true  # flag --metrics-allow-remote"),
+        "{}",
+        allowed.stdout
+    );
+    let allowed = run_env(
+        &[
+            "serve",
+            "--metrics-listen",
+            "0.0.0.0:9701",
+            "--print-config",
+        ],
+        &[("SPINE_METRICS_ALLOW_REMOTE", "true")],
+    )?;
+    assert_eq!(allowed.code(), 0, "{}", allowed.stderr);
+    let file = tmp.path().join("spine.toml");
+    std::fs::write(
+        &file,
+        "[metrics]\nlisten = \"0.0.0.0:9701\"\nallow_remote = true\n",
+    )?;
+    let allowed = run(&[
+        "serve",
+        "--config",
+        file.to_str().context("utf-8")?,
+        "--print-config",
+    ])?;
+    assert_eq!(allowed.code(), 0, "{}", allowed.stderr);
+    // ...and a flag can take the file's permission back.
+    let refused = run(&[
+        "serve",
+        "--config",
+        file.to_str().context("utf-8")?,
+        "--metrics-allow-remote",
+        "false",
+        "--print-config",
+    ])?;
+    assert_eq!(refused.code(), 1, "{}", refused.stderr);
+    Ok(())
+}
+
+#[test]
+fn sigterm_stops_the_actor_tree_cleanly_and_a_restart_with_other_partitions_recovers(
+) -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let expected = write_log(data.path(), 40)?;
+    for (partitions, signal) in [("3", "TERM"), ("5", "INT"), ("1", "TERM")] {
+        let (node, port) = serve_with(data.path(), &["--partitions", partitions])?;
+        let text = scrape(port)?;
+        let last = format!(
+            "spine_partition_queue_depth{{partition=\"{}\"}} 0",
+            partitions.parse::<u32>()? - 1
+        );
+        assert!(text.contains(&last), "{last}:\n{text}");
+        node.signal(signal)?;
+        let out = node.wait()?;
+        assert_eq!(out.code(), 0, "SIG{signal}: {}", out.stderr);
+        assert_eq!(recovered(&out.stderr)?, expected, "{partitions} partitions");
+        assert!(out.stderr.contains("stopped cleanly"), "{}", out.stderr);
+    }
+    let dir = data.path().to_str().context("utf-8")?;
+    let inspect = run(&["wal", "inspect", dir, "--json"])?;
+    assert_eq!(
+        inspect.code(),
+        0,
+        "a clean shutdown leaves no torn tail: {}",
+        inspect.stdout
+    );
+    let report: Value = serde_json::from_str(inspect.stdout.trim())?;
+    assert_eq!(report["total_records"].as_u64(), Some(expected.records));
+    Ok(())
+}
+
+#[test]
+fn a_served_node_expires_overdue_messages_counts_them_and_a_restart_recovers_the_reports(
+) -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    // Written six days ago: past the five-day inbox expiry, not yet purged.
+    let six_days_ago = Timestamp::from_micros(
+        SystemClock::new()
+            .now()
+            .as_micros()
+            .saturating_sub(6 * 86_400 * 1_000_000),
+    );
+    let written = write_log_at(data.path(), 12, six_days_ago)?;
+    let (node, port) = serve_with(data.path(), &["--expiry-interval-ms", "50"])?;
+    // Every message waiting in an inbox expires, and each yields one
+    // non-delivery report accepted into the sender's inbox.
+    let waiting = written.in_inboxes as f64;
+    wait_for_metric(port, "spine_messages_expired_total", waiting)?;
+    let text = wait_for_metric(port, "spine_messages_accepted_total", waiting)?;
+    assert!(
+        metric(&text, "spine_wal_fsyncs_total").is_some_and(|v| v >= 1.0),
+        "the reports were synced:\n{text}"
+    );
+    assert!(
+        metric(&text, "spine_wal_fsync_seconds_count").is_some_and(|v| v >= 1.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "spine_messages_purged_total"),
+        Some(0.0),
+        "{text}"
+    );
+    node.signal("TERM")?;
+    let out = node.wait()?;
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+
+    let (node, _) = serve_with(data.path(), &[])?;
+    node.signal("TERM")?;
+    let out = node.wait()?;
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let after = recovered(&out.stderr)?;
+    assert_eq!(
+        after.in_inboxes, written.in_inboxes,
+        "one report per expired message, now waiting for the sender"
+    );
+    assert_eq!(after.mailboxes, 1, "all reports go to the one sender");
+    assert_eq!(after.messages, written.messages + written.in_inboxes);
+    assert!(after.records > written.records, "{after:?}");
     Ok(())
 }

@@ -73,7 +73,7 @@ impl Node {
         let config = storage.clone();
         let (open, summary) = tokio::task::spawn_blocking(move || open_storage(&config))
             .await
-            .map_err(|e| NodeError::Config(format!("recovery task failed: {e}")))??;
+            .map_err(|e| NodeError::Runtime(format!("recovery task failed: {e}")))??;
         let sink = LogSink::Durable(open.wal());
         let reader = PayloadReader::files(storage.data_dir.clone());
         let mut open = open;
@@ -148,7 +148,7 @@ async fn start_tree(
     };
     let (supervisor, _) = Actor::spawn(None, NodeSupervisor, args)
         .await
-        .map_err(|e| NodeError::Config(format!("cannot start the actor tree: {e}")))?;
+        .map_err(|e| NodeError::Runtime(format!("cannot start the actor tree: {e}")))?;
     Ok(NodeHandle {
         shared,
         supervisor,
@@ -169,7 +169,7 @@ struct Active<'a>(&'a AtomicUsize);
 
 impl<'a> Active<'a> {
     fn enter(counter: &'a AtomicUsize) -> Active<'a> {
-        counter.fetch_add(1, Ordering::AcqRel);
+        counter.fetch_add(1, Ordering::SeqCst);
         Active(counter)
     }
 }
@@ -232,7 +232,16 @@ impl NodeHandle {
         make: impl Fn(Reply<T>) -> PartitionMsg,
     ) -> Result<T, RequestError> {
         let shared = &self.shared;
+        // Count first, then check: shutdown clears `accepting` before it
+        // waits for the count to reach zero, so a request either is counted
+        // (and waited for) or sees that the node is closing.
         let _active = Active::enter(&shared.active);
+        if !shared.accepting.load(Ordering::SeqCst) {
+            return Err(match shared.failed.get() {
+                Some(reason) => RequestError::NodeFailed(reason.clone()),
+                None => RequestError::ShuttingDown,
+            });
+        }
         let permits = shared
             .permits
             .get(partition as usize)
@@ -256,6 +265,9 @@ impl NodeHandle {
                         Err(_) => return Err(RequestError::OutcomeUnknown),
                     }
                 }
+            }
+            if !shared.accepting.load(Ordering::SeqCst) {
+                return Err(RequestError::ShuttingDown);
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(RequestError::Unavailable(partition));
@@ -667,10 +679,10 @@ impl NodeHandle {
     /// the actors, then drains and syncs the log. The next start recovers
     /// exactly this state.
     pub async fn shutdown(&self) -> Result<(), NodeError> {
-        self.shared.accepting.store(false, Ordering::Release);
+        self.shared.accepting.store(false, Ordering::SeqCst);
         let deadline = tokio::time::Instant::now()
             + Duration::from_millis(self.shared.runtime.shutdown_drain_ms);
-        while self.shared.active.load(Ordering::Acquire) > 0
+        while self.shared.active.load(Ordering::SeqCst) > 0
             && tokio::time::Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -696,7 +708,7 @@ impl NodeHandle {
         match open {
             Some(open) => tokio::task::spawn_blocking(move || open.shutdown())
                 .await
-                .map_err(|e| NodeError::Config(format!("shutdown task failed: {e}")))?,
+                .map_err(|e| NodeError::Runtime(format!("shutdown task failed: {e}")))?,
             None => Ok(()),
         }
     }

@@ -136,6 +136,9 @@ pub enum NodeError {
     /// A thread could not be started.
     #[error("cannot start the WAL writer: {0}")]
     Start(std::io::Error),
+    /// The runtime itself failed (a task or the actor tree).
+    #[error("the node runtime failed: {0}")]
+    Runtime(String),
     /// The log had failed before shutdown: some writes were refused.
     #[error("the write-ahead log failed while running: {0}")]
     FailedWhileRunning(String),
@@ -150,6 +153,7 @@ impl ErrorCode for NodeError {
             NodeError::Config(_) => "NODE_CONFIG",
             NodeError::Start(_) => "NODE_START",
             NodeError::FailedWhileRunning(_) => "NODE_WAL_FAILED",
+            NodeError::Runtime(_) => "NODE_RUNTIME",
         }
     }
 }

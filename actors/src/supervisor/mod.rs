@@ -40,8 +40,12 @@ pub enum ChildKind {
     Wal,
 }
 
+/// Every child kind's metric label.
+pub const CHILD_LABELS: &[&str] = &["partition", "expiry", "service", "wal"];
+
 impl ChildKind {
-    fn label(self) -> &'static str {
+    /// The metric label of this kind of child.
+    pub fn label(self) -> &'static str {
         match self {
             ChildKind::Partition(_) => "partition",
             ChildKind::Expiry => "expiry",
@@ -182,13 +186,15 @@ impl Actor for NodeSupervisor {
         let Some(kind) = state.children.remove(&cell.get_id()) else {
             return Ok(());
         };
-        metrics::counter!("spine_actor_restarts_total", "kind" => kind.label()).increment(1);
         tracing::error!(child = kind.label(), ?kind, %reason, "actor failed");
         let allowed = state
             .trackers
             .entry(kind)
             .or_default()
             .allow(&state.policy, Instant::now());
+        if allowed {
+            metrics::counter!("spine_actor_restarts_total", "kind" => kind.label()).increment(1);
+        }
         if !allowed {
             let why = format!(
                 "{} failed more than {} times within {:?}: {reason}",
@@ -300,4 +306,21 @@ async fn rebuild_and_start(
     let cell = actor.get_cell();
     shared.set_partition(index, Some(actor));
     Ok(cell)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_child_kind_has_a_listed_label() {
+        for kind in [
+            ChildKind::Partition(3),
+            ChildKind::Expiry,
+            ChildKind::Service,
+            ChildKind::Wal,
+        ] {
+            assert!(CHILD_LABELS.contains(&kind.label()), "{kind:?}");
+        }
+    }
 }

@@ -22,12 +22,14 @@ Exit status:
   0  success: `serve` stopped cleanly on SIGINT or SIGTERM (or printed its
      config); `wal inspect` verified every segment
   1  usage or configuration error: a bad flag, config file, environment
-     variable or directory file, or a nonexistent directory to inspect
+     variable or directory file, a nonexistent directory to inspect, or
+     a metrics address that is not loopback or already in use
   2  storage refused: the write-ahead log is corrupt (error code
      WAL_CORRUPT and friends), or the data directory is locked by another
      running node; nothing was modified
   3  runtime failure: e.g. OS randomness unavailable, an I/O error while
-     running or inspecting, or a failed shutdown
+     running or inspecting, a failed shutdown, or the node failed because
+     an actor kept failing (NODE_FAILED)
   4  `wal inspect` only: the log ends in a torn tail, which the next
      `serve` would truncate (an interrupted write that was never
      acknowledged)
@@ -44,12 +46,16 @@ Every setting can come from four places; later ones win:
   built-in default < config file (--config / SPINE_CONFIG)
     < environment variable (SPINE_*; empty counts as unset) < flag
 
-The config file is TOML with sections [storage], [directory] and [log];
-unknown keys are errors. `--print-config` shows the effective settings and
+The config file is TOML with sections [storage], [directory], [runtime],
+[metrics] and [log]; unknown keys are errors. `--print-config` shows the effective settings and
 where each came from. The directory is either the mesh-sandbox JSONL pair
 (--mailboxes and --workflows) or a native TOML file (--directory); a layer
 naming one form replaces the other form from lower layers. With neither,
-the node runs on the embedded demo directory (development only).";
+the node runs on the embedded demo directory (development only).
+
+Prometheus metrics are served at http://<metrics listen>/metrics (default
+127.0.0.1:9701). The endpoint has no authentication, so a non-loopback
+address is refused unless --metrics-allow-remote is given.";
 
 const INSPECT_ABOUT: &str = "\
 Verify a data directory's write-ahead log without modifying it: every
@@ -150,6 +156,45 @@ pub struct SettingFlags {
     /// PBKDF2 iterations for plaintext passwords in directory files, 1..=10000000 [env: SPINE_HASH_ITERATIONS] [default: 10000]
     #[arg(long, value_name = "N")]
     pub hash_iterations: Option<OsString>,
+    /// Partition actors that mailboxes are hashed onto, 1..=4096 [env: SPINE_PARTITIONS] [default: 8]
+    #[arg(long, value_name = "N")]
+    pub partitions: Option<OsString>,
+    /// Requests queued per partition before callers wait, 1..=1048576 [env: SPINE_PARTITION_QUEUE] [default: 4096]
+    #[arg(long, value_name = "N")]
+    pub partition_queue: Option<OsString>,
+    /// Restarts of one actor allowed within the restart window before the node fails, 1..=1000 [env: SPINE_MAX_RESTARTS] [default: 5]
+    #[arg(long, value_name = "N")]
+    pub max_restarts: Option<OsString>,
+    /// The window for --max-restarts, in seconds, 1..=86400 [env: SPINE_RESTART_WINDOW_SECS] [default: 60]
+    #[arg(long, value_name = "SECS")]
+    pub restart_window_secs: Option<OsString>,
+    /// How often expired and purgeable messages are looked for, in milliseconds, 10..=3600000 [env: SPINE_EXPIRY_INTERVAL_MS] [default: 1000]
+    #[arg(long, value_name = "MS")]
+    pub expiry_interval_ms: Option<OsString>,
+    /// Most messages expired or purged per partition per round, 1..=1000000 [env: SPINE_EXPIRY_BATCH] [default: 1000]
+    #[arg(long, value_name = "N")]
+    pub expiry_batch: Option<OsString>,
+    /// Notifications buffered per subscriber before it is marked lagging, 1..=1048576 [env: SPINE_SUBSCRIBER_BUFFER] [default: 1024]
+    #[arg(long, value_name = "N")]
+    pub subscriber_buffer: Option<OsString>,
+    /// Largest inbox page, 10..=5000 [env: SPINE_MAX_INBOX_PAGE] [default: 5000]
+    #[arg(long, value_name = "N")]
+    pub max_inbox_page: Option<OsString>,
+    /// How long a request waits for a restarting partition, in milliseconds, 1..=600000 [env: SPINE_REQUEST_WAIT_MS] [default: 30000]
+    #[arg(long, value_name = "MS")]
+    pub request_wait_ms: Option<OsString>,
+    /// How long shutdown waits for requests in progress, in milliseconds, 1..=600000 [env: SPINE_SHUTDOWN_DRAIN_MS] [default: 30000]
+    #[arg(long, value_name = "MS")]
+    pub shutdown_drain_ms: Option<OsString>,
+    /// Serve Prometheus metrics: true or false (alone: true) [env: SPINE_METRICS_ENABLED] [default: true]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub metrics_enabled: Option<OsString>,
+    /// Metrics endpoint address, IP:PORT; loopback unless --metrics-allow-remote [env: SPINE_METRICS_LISTEN] [default: 127.0.0.1:9701]
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<OsString>,
+    /// Allow a non-loopback --metrics-listen (the endpoint has no authentication): true or false (alone: true) [env: SPINE_METRICS_ALLOW_REMOTE] [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub metrics_allow_remote: Option<OsString>,
     /// Log line format [env: SPINE_LOG_FORMAT] [default: text]
     #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
     pub log_format: Option<String>,
@@ -161,7 +206,7 @@ pub struct SettingFlags {
 impl SettingFlags {
     /// The flags given, as (setting, raw value) pairs.
     pub fn given(&self) -> Vec<(Setting, OsString)> {
-        let all: [(Setting, Option<OsString>); 14] = [
+        let all: [(Setting, Option<OsString>); 27] = [
             (Setting::DataDir, self.data_dir.clone()),
             (Setting::SegmentBytes, self.segment_bytes.clone()),
             (Setting::MaxRecordBytes, self.max_record_bytes.clone()),
@@ -174,6 +219,22 @@ impl SettingFlags {
             (Setting::Workflows, self.workflows.clone()),
             (Setting::DirectoryToml, self.directory.clone()),
             (Setting::HashIterations, self.hash_iterations.clone()),
+            (Setting::Partitions, self.partitions.clone()),
+            (Setting::PartitionQueue, self.partition_queue.clone()),
+            (Setting::MaxRestarts, self.max_restarts.clone()),
+            (Setting::RestartWindowSecs, self.restart_window_secs.clone()),
+            (Setting::ExpiryIntervalMs, self.expiry_interval_ms.clone()),
+            (Setting::ExpiryBatch, self.expiry_batch.clone()),
+            (Setting::SubscriberBuffer, self.subscriber_buffer.clone()),
+            (Setting::MaxInboxPage, self.max_inbox_page.clone()),
+            (Setting::RequestWaitMs, self.request_wait_ms.clone()),
+            (Setting::ShutdownDrainMs, self.shutdown_drain_ms.clone()),
+            (Setting::MetricsEnabled, self.metrics_enabled.clone()),
+            (Setting::MetricsListen, self.metrics_listen.clone()),
+            (
+                Setting::MetricsAllowRemote,
+                self.metrics_allow_remote.clone(),
+            ),
             (
                 Setting::LogFormat,
                 self.log_format.clone().map(OsString::from),
@@ -263,6 +324,31 @@ mod tests {
             "t",
             "--hash-iterations",
             "8",
+            "--partitions",
+            "9",
+            "--partition-queue",
+            "10",
+            "--max-restarts",
+            "11",
+            "--restart-window-secs",
+            "12",
+            "--expiry-interval-ms",
+            "13",
+            "--expiry-batch",
+            "14",
+            "--subscriber-buffer",
+            "15",
+            "--max-inbox-page",
+            "16",
+            "--request-wait-ms",
+            "17",
+            "--shutdown-drain-ms",
+            "18",
+            "--metrics-enabled",
+            "false",
+            "--metrics-listen",
+            "127.0.0.1:19",
+            "--metrics-allow-remote",
             "--log-format",
             "json",
             "--log-level",
@@ -288,6 +374,19 @@ mod tests {
                 Setting::Workflows => "w",
                 Setting::DirectoryToml => "t",
                 Setting::HashIterations => "8",
+                Setting::Partitions => "9",
+                Setting::PartitionQueue => "10",
+                Setting::MaxRestarts => "11",
+                Setting::RestartWindowSecs => "12",
+                Setting::ExpiryIntervalMs => "13",
+                Setting::ExpiryBatch => "14",
+                Setting::SubscriberBuffer => "15",
+                Setting::MaxInboxPage => "16",
+                Setting::RequestWaitMs => "17",
+                Setting::ShutdownDrainMs => "18",
+                Setting::MetricsEnabled => "false",
+                Setting::MetricsListen => "127.0.0.1:19",
+                Setting::MetricsAllowRemote => "true",
                 Setting::LogFormat => "json",
                 Setting::LogLevel => "debug",
             };
@@ -303,6 +402,73 @@ mod tests {
                 .is_err()
         );
         assert!(Cli::try_parse_from(["spine", "wal", "inspect"]).is_err());
+    }
+
+    #[test]
+    fn boolean_flags_take_a_value_or_stand_alone() {
+        let given = |args: &[&str]| {
+            let mut all = vec!["spine", "serve"];
+            all.extend_from_slice(args);
+            let Command::Serve(serve) = Cli::try_parse_from(all).unwrap().command else {
+                panic!("not serve")
+            };
+            serve.settings.given()
+        };
+        assert_eq!(
+            given(&["--metrics-allow-remote"]),
+            vec![(Setting::MetricsAllowRemote, OsString::from("true"))]
+        );
+        assert_eq!(
+            given(&["--metrics-enabled", "false", "--partitions", "2"]),
+            vec![
+                (Setting::Partitions, OsString::from("2")),
+                (Setting::MetricsEnabled, OsString::from("false")),
+            ]
+        );
+        assert_eq!(
+            given(&["--metrics-enabled=false"]),
+            vec![(Setting::MetricsEnabled, OsString::from("false"))]
+        );
+    }
+
+    /// The ranges the help promises are the runtime's own: each end is
+    /// accepted by `RuntimeConfig::validate` and one past it is refused.
+    #[test]
+    fn runtime_ranges_in_the_help_match_the_runtime() {
+        use crate::config::validate::{copy_runtime_field, RUNTIME_SETTINGS};
+        use crate::config::NodeConfig;
+        use spine_actors::node::RuntimeConfig;
+
+        let cmd = Cli::command();
+        let serve = cmd.find_subcommand("serve").unwrap();
+        for setting in RUNTIME_SETTINGS {
+            let long = setting.flag().trim_start_matches("--");
+            let help = serve
+                .get_arguments()
+                .find(|a| a.get_long() == Some(long))
+                .and_then(|a| a.get_help())
+                .map(|h| h.to_string())
+                .unwrap();
+            let range = help
+                .split_whitespace()
+                .find(|w| w.contains("..="))
+                .unwrap_or_else(|| panic!("{}: no range in {help:?}", setting.flag()));
+            let (lo, hi) = range.trim_end_matches(',').split_once("..=").unwrap();
+            let (lo, hi): (u64, u64) = (lo.parse().unwrap(), hi.parse().unwrap());
+            let check = |value: u64| {
+                let mut config = NodeConfig::default();
+                setting
+                    .apply(&mut config, std::ffi::OsStr::new(&value.to_string()))
+                    .unwrap();
+                let mut alone = RuntimeConfig::default();
+                copy_runtime_field(setting, &config.runtime, &mut alone).unwrap();
+                alone.validate().is_ok()
+            };
+            assert!(check(lo), "{}: {lo} refused", setting.flag());
+            assert!(check(hi), "{}: {hi} refused", setting.flag());
+            assert!(!check(lo - 1), "{}: {} accepted", setting.flag(), lo - 1);
+            assert!(!check(hi + 1), "{}: {} accepted", setting.flag(), hi + 1);
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! `spine serve`: configure, load the directory, recover storage, wait for a
-//! signal, shut down cleanly.
+//! `spine serve`: configure, load the directory, recover storage, run the
+//! node's actor tree until a signal (or until the node fails), shut down
+//! cleanly.
 //!
 //! Order matters and is deliberate:
 //! 1. resolve and validate the configuration (nothing touched yet; exit 1);
@@ -7,14 +8,26 @@
 //!    (exit 1);
 //! 3. install the SIGINT/SIGTERM handlers *before* opening storage, so a
 //!    signal that arrives during recovery is not lost and never kills the
-//!    process half-way: it is handled as soon as the node is open;
-//! 4. open and recover the data directory (refusal: exit 2);
-//! 5. wait for a signal, then drain and sync (failure: exit 3), exit 0.
+//!    process half-way: it is handled as soon as the node is up;
+//! 4. open and recover the data directory and start the actor tree
+//!    (`Node::start`; refusal: exit 2). Storage comes before the metrics
+//!    endpoint so that a second node on the same data directory is told
+//!    "locked", not "port in use";
+//! 5. serve metrics (a port in use: the node is shut down again, exit 1);
+//! 6. wait for SIGINT/SIGTERM, then stop accepting, drain, stop the actors
+//!    and sync the log (failure: exit 3), exit 0. If instead the supervisor
+//!    gives up (an actor failed too often), log why, shut down what is
+//!    left and exit 3. A second signal during shutdown stops waiting and
+//!    exits 3: everything acknowledged is already on disk.
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use spine_actors::node::RecoverySummary;
+use spine_actors::metrics;
+use spine_actors::node::{Node, NodeHandle, NodeParts, RecoverySummary};
 use spine_actors::system::{OsRandom, SystemClock};
 use spine_core::directory::Directory;
 use spine_core::time::Clock;
@@ -23,11 +36,16 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{error, info, warn};
 
 use crate::cli::ServeArgs;
-use crate::config::{self, EnvLookup, LogFormat};
+use crate::config::{self, EnvLookup, LogFormat, NodeConfig};
 use crate::directory::{self, Source};
 use crate::exit::{write_stdout, Exit, Failure};
 use crate::logging;
-use spine_actors::node::open_storage;
+
+/// How long the runtime waits for leftover tasks when `serve` returns.
+const RUNTIME_STOP: Duration = Duration::from_secs(5);
+/// Extra time, beyond the configured drain, that shutting down a node
+/// that already failed may take before `serve` gives up on it.
+const FAILED_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Runs `spine serve`.
 pub fn run(args: &ServeArgs, env: EnvLookup<'_>) -> Result<Exit, Failure> {
@@ -41,14 +59,8 @@ pub fn run(args: &ServeArgs, env: EnvLookup<'_>) -> Result<Exit, Failure> {
     }
     let config = &loaded.config;
     logging::init(&config.log).map_err(|e| Failure::new(Exit::Runtime, &e))?;
-    // In JSON mode the fatal stderr line would be the only non-JSON output;
-    // also emit it as an event so log pipelines see why the node stopped.
-    let json = config.log.format == LogFormat::Json;
-    let fatal = |failure: Failure| {
-        if json {
-            error!(code = failure.code, error = %failure.message, "spine cannot continue");
-        }
-        failure
+    let fatal = Fatal {
+        json: config.log.format == LogFormat::Json,
     };
 
     let clock = SystemClock::new();
@@ -59,61 +71,209 @@ pub fn run(args: &ServeArgs, env: EnvLookup<'_>) -> Result<Exit, Failure> {
         started_at = %clock.now().to_rfc3339(),
         "spine starting"
     );
-    let mut rng = OsRandom::new().map_err(|e| fatal(Failure::new(Exit::Runtime, &e)))?;
+    let mut rng = OsRandom::new().map_err(|e| fatal.report(Failure::new(Exit::Runtime, &e)))?;
     let (directory, source) = directory::load(&config.directory, &mut rng)
-        .map_err(|e| fatal(Failure::new(Exit::Usage, &e)))?;
+        .map_err(|e| fatal.report(Failure::new(Exit::Usage, &e)))?;
     log_directory(&directory, &source);
+    // Validation already applied stricter rules; checking again with the
+    // runtime's own makes any later NODE_CONFIG a start-up failure, not a
+    // setting the operator could fix.
+    config
+        .storage
+        .validate()
+        .map_err(|e| fatal.report(Failure::new(Exit::Usage, &e)))?;
+    config.runtime.validate().map_err(|why| {
+        fatal.report(Failure::plain(
+            Exit::Usage,
+            "CONFIG_INVALID",
+            format!("invalid runtime configuration: {why}"),
+        ))
+    })?;
+    let parts = NodeParts {
+        runtime: config.runtime.clone(),
+        directory: Arc::new(directory),
+        clock: Arc::new(clock),
+        rng: Box::new(OsRandom::new().map_err(|e| fatal.report(Failure::new(Exit::Runtime, &e)))?),
+    };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("spine-rt")
         .build()
         .map_err(|e| {
-            fatal(io_failure(
+            fatal.report(io_failure(
                 "RUNTIME_START_FAILED",
                 "cannot start the async runtime",
                 e,
             ))
         })?;
-    let mut signals = {
+    let signals = {
         let _context = runtime.enter();
         Signals::install().map_err(|e| {
-            fatal(io_failure(
+            fatal.report(io_failure(
                 "SIGNAL_SETUP_FAILED",
                 "cannot install SIGINT/SIGTERM handlers",
                 e,
             ))
         })?
     };
+    let result = runtime.block_on(serve(config, parts, signals, fatal));
+    runtime.shutdown_timeout(RUNTIME_STOP);
+    result
+}
 
+/// Reports a fatal error also as a log event in JSON mode, where the
+/// stderr line would otherwise be the only non-JSON output.
+#[derive(Debug, Clone, Copy)]
+struct Fatal {
+    json: bool,
+}
+
+impl Fatal {
+    fn report(self, failure: Failure) -> Failure {
+        if self.json {
+            error!(code = failure.code, error = %failure.message, "spine cannot continue");
+        }
+        failure
+    }
+}
+
+/// Steps 4 to 6: start the node, serve metrics, wait, stop.
+async fn serve(
+    config: &NodeConfig,
+    parts: NodeParts,
+    mut signals: Signals,
+    fatal: Fatal,
+) -> Result<Exit, Failure> {
     info!(data_dir = %config.storage.data_dir.display(), "opening data directory and recovering the log");
     let started = Instant::now();
-    let (node, summary) = open_storage(&config.storage).map_err(|e| {
-        // Validation is stricter than storage's own checks, so a config
-        // refusal here is unexpected; it is still the operator's to fix.
-        let exit = match e.code() {
-            "NODE_CONFIG" | "WAL_CONFIG" => Exit::Usage,
-            _ => Exit::StorageRefused,
-        };
-        fatal(Failure::new(exit, &e))
-    })?;
+    let (node, summary) = Node::start(config.storage.clone(), parts)
+        .await
+        .map_err(|e| {
+            let exit = match e.code() {
+                "WAL_CONFIG" => Exit::Usage,
+                // The configuration was checked above: these are failures to
+                // start threads, tasks or actors.
+                "NODE_CONFIG" | "NODE_START" => Exit::Runtime,
+                _ => Exit::StorageRefused,
+            };
+            fatal.report(Failure::new(exit, &e))
+        })?;
     log_recovery(&summary, started.elapsed());
     info!(
-        listen = "none",
-        "listen addresses: none (no transports yet)"
+        partitions = config.runtime.partitions,
+        "actor tree started under its supervisor"
+    );
+
+    let metrics_addr = match start_metrics(config, &node) {
+        Ok(addr) => addr,
+        Err(failure) => {
+            warn!("stopping the node again: the metrics endpoint could not start");
+            if let Err(e) = node.shutdown().await {
+                warn!(code = e.code(), error = %e, "shutdown after the failed start also failed");
+            }
+            return Err(fatal.report(failure));
+        }
+    };
+    let metrics_shown =
+        metrics_addr.map_or_else(|| "disabled".to_string(), |a| format!("http://{a}/metrics"));
+    info!(
+        metrics = %metrics_shown,
+        transports = "none",
+        "listen addresses: metrics {metrics_shown}; no message transports yet"
     );
     info!("ready; send SIGINT or SIGTERM to stop");
 
-    let which = runtime.block_on(signals.next());
-    info!(
-        signal = which,
-        "shutdown requested; draining and syncing the log"
-    );
-    node.shutdown()
-        .map_err(|e| fatal(Failure::new(Exit::Runtime, &e)))?;
-    drop(directory);
-    info!("stopped cleanly");
-    Ok(Exit::Ok)
+    match wait_for_stop(&node, signals.next()).await {
+        Stop::Signal(which) => {
+            info!(
+                signal = which,
+                "shutdown requested; draining, stopping the actors and syncing the log"
+            );
+            metrics::mark_down();
+            tokio::select! {
+                result = node.shutdown() => {
+                    result.map_err(|e| fatal.report(Failure::new(Exit::Runtime, &e)))?;
+                }
+                again = signals.next() => {
+                    return Err(fatal.report(Failure::plain(
+                        Exit::Runtime,
+                        "SHUTDOWN_FORCED",
+                        format!("{again} during shutdown: stopped without waiting for it to finish; everything acknowledged was already on disk, and the next start recovers the log"),
+                    )));
+                }
+            }
+            info!("stopped cleanly");
+            Ok(Exit::Ok)
+        }
+        Stop::Failed(reason) => {
+            error!(
+                reason = %reason,
+                "the node failed: its supervisor gave up after repeated actor failures; shutting down"
+            );
+            metrics::mark_down();
+            let limit = Duration::from_millis(config.runtime.shutdown_drain_ms)
+                .saturating_add(FAILED_SHUTDOWN_GRACE);
+            match tokio::time::timeout(limit, node.shutdown()).await {
+                Ok(Ok(())) => info!("log synced and data directory released after the failure"),
+                Ok(Err(e)) => {
+                    warn!(code = e.code(), error = %e, "shutdown after the failure also failed")
+                }
+                Err(_) => warn!(?limit, "shutdown after the failure did not finish in time"),
+            }
+            Err(fatal.report(Failure::plain(
+                Exit::Runtime,
+                "NODE_FAILED",
+                format!("the node failed and stopped serving: {reason}; restart it (it recovers from its log) and look for the failing actor in the log above"),
+            )))
+        }
+    }
+}
+
+/// Installs the metrics endpoint and the gauge task, if enabled; answers
+/// the address served.
+fn start_metrics(config: &NodeConfig, node: &NodeHandle) -> Result<Option<SocketAddr>, Failure> {
+    if !config.metrics.enabled {
+        return Ok(None);
+    }
+    let addr = config.metrics.listen_addr().ok_or_else(|| {
+        // Validation parsed it already; still never panic.
+        Failure::plain(
+            Exit::Usage,
+            "CONFIG_INVALID",
+            format!(
+                "metrics.listen = {:?} is not a socket address",
+                config.metrics.listen
+            ),
+        )
+    })?;
+    metrics::install(addr).map_err(|e| {
+        let exit = match e {
+            metrics::MetricsError::Bind { .. } => Exit::Usage,
+            _ => Exit::Runtime,
+        };
+        Failure::new(exit, &e)
+    })?;
+    // The task ends with the runtime.
+    let _gauges = metrics::spawn_gauges(node.clone(), metrics::GAUGE_PERIOD);
+    Ok(Some(addr))
+}
+
+/// Why the node stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Stop {
+    /// An operator's signal.
+    Signal(&'static str),
+    /// The supervisor gave up; why.
+    Failed(String),
+}
+
+/// Waits for `signal` or for the node to fail, whichever comes first.
+async fn wait_for_stop(node: &NodeHandle, signal: impl Future<Output = &'static str>) -> Stop {
+    tokio::select! {
+        which = signal => Stop::Signal(which),
+        reason = node.failed() => Stop::Failed(reason),
+    }
 }
 
 fn io_failure(code: &'static str, what: &str, e: std::io::Error) -> Failure {
@@ -211,5 +371,80 @@ fn log_recovery(summary: &RecoverySummary, elapsed: Duration) {
             file = %Path::new(file).display(),
             "removed a segment whose creation was interrupted before it held any record"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spine_actors::node::{RuntimeConfig, StorageConfig};
+    use spine_core::random::SeededRandom;
+
+    fn parts(runtime: RuntimeConfig) -> NodeParts {
+        NodeParts {
+            runtime,
+            directory: Arc::new(Directory::demo(&mut SeededRandom::new(1)).unwrap()),
+            clock: Arc::new(SystemClock::new()),
+            rng: Box::new(SeededRandom::new(2)),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_signal_ends_the_wait() {
+        let node = Node::start_in_memory(StorageConfig::default(), parts(RuntimeConfig::default()))
+            .await
+            .unwrap();
+        let stop = tokio::time::timeout(
+            Duration::from_secs(30),
+            wait_for_stop(&node, async { "SIGTERM" }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(stop, Stop::Signal("SIGTERM"));
+        node.shutdown().await.unwrap();
+    }
+
+    /// The supervisor giving up ends the wait with its reason, even though
+    /// no signal ever comes.
+    #[cfg(feature = "fault-injection")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_failure_ends_the_wait_with_its_reason() {
+        use spine_actors::node::FaultTarget;
+
+        let dir = tempfile::tempdir().unwrap();
+        let storage = StorageConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..StorageConfig::default()
+        };
+        let runtime = RuntimeConfig {
+            partitions: 1,
+            max_restarts: 1,
+            restart_window_secs: 3600,
+            ..RuntimeConfig::default()
+        };
+        let (node, _) = Node::start(storage, parts(runtime)).await.unwrap();
+        let waiter = {
+            let node = node.clone();
+            tokio::spawn(async move { wait_for_stop(&node, std::future::pending()).await })
+        };
+        // One restart is allowed; keep failing the partition until the
+        // supervisor gives up (bounded).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !waiter.is_finished() && tokio::time::Instant::now() < deadline {
+            let _ = node.inject_panic(FaultTarget::Partition(0)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let stop = tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("the wait ended when the node failed")
+            .unwrap();
+        let Stop::Failed(reason) = stop else {
+            panic!("expected a failure, got {stop:?}")
+        };
+        assert!(reason.contains("partition"), "{reason}");
+        tokio::time::timeout(Duration::from_secs(60), node.shutdown())
+            .await
+            .expect("shutdown after a failure is bounded")
+            .unwrap();
     }
 }

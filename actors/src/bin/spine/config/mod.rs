@@ -26,7 +26,7 @@ mod error;
 mod file;
 mod print;
 pub mod settings;
-mod validate;
+pub mod validate;
 
 #[cfg(test)]
 mod tests;
@@ -36,7 +36,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use spine_actors::node::StorageConfig;
+use spine_actors::node::{RuntimeConfig, StorageConfig};
 use spine_core::directory::DEFAULT_HASH_ITERATIONS;
 
 pub use error::ConfigError;
@@ -53,8 +53,47 @@ pub struct NodeConfig {
     pub storage: StorageConfig,
     /// Where the mailbox directory comes from.
     pub directory: DirectoryConfig,
+    /// The actor runtime: partitions, queues, restarts, expiry, waits.
+    pub runtime: RuntimeConfig,
+    /// The Prometheus scrape endpoint.
+    pub metrics: MetricsConfig,
     /// Diagnostics.
     pub log: LogConfig,
+}
+
+/// Where the metrics endpoint listens by default (loopback only).
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9701";
+
+/// `[metrics]`: the Prometheus scrape endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` at all.
+    pub enabled: bool,
+    /// Socket address `IP:PORT` of the endpoint. Kept as text so that a bad
+    /// value is reported by validation with where it came from.
+    pub listen: String,
+    /// Allow a non-loopback `listen` address. The endpoint has no
+    /// authentication, so exposing it beyond the host must be deliberate.
+    pub allow_remote: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            listen: DEFAULT_METRICS_LISTEN.to_string(),
+            allow_remote: false,
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// The listen address; `None` if it does not parse (validation reports
+    /// that before anything runs).
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listen.parse().ok()
+    }
 }
 
 /// `[directory]`: the mailbox directory source.

@@ -40,6 +40,32 @@ pub enum Setting {
     DirectoryToml,
     /// `directory.hash_iterations`.
     HashIterations,
+    /// `runtime.partitions`.
+    Partitions,
+    /// `runtime.partition_queue`.
+    PartitionQueue,
+    /// `runtime.max_restarts`.
+    MaxRestarts,
+    /// `runtime.restart_window_secs`.
+    RestartWindowSecs,
+    /// `runtime.expiry_interval_ms`.
+    ExpiryIntervalMs,
+    /// `runtime.expiry_batch`.
+    ExpiryBatch,
+    /// `runtime.subscriber_buffer`.
+    SubscriberBuffer,
+    /// `runtime.max_inbox_page`.
+    MaxInboxPage,
+    /// `runtime.request_wait_ms`.
+    RequestWaitMs,
+    /// `runtime.shutdown_drain_ms`.
+    ShutdownDrainMs,
+    /// `metrics.enabled`.
+    MetricsEnabled,
+    /// `metrics.listen`.
+    MetricsListen,
+    /// `metrics.allow_remote`.
+    MetricsAllowRemote,
     /// `log.format`.
     LogFormat,
     /// `log.level`.
@@ -48,7 +74,7 @@ pub enum Setting {
 
 impl Setting {
     /// Every setting, in file order.
-    pub const ALL: [Setting; 14] = [
+    pub const ALL: [Setting; 27] = [
         Setting::DataDir,
         Setting::SegmentBytes,
         Setting::MaxRecordBytes,
@@ -61,9 +87,25 @@ impl Setting {
         Setting::Workflows,
         Setting::DirectoryToml,
         Setting::HashIterations,
+        Setting::Partitions,
+        Setting::PartitionQueue,
+        Setting::MaxRestarts,
+        Setting::RestartWindowSecs,
+        Setting::ExpiryIntervalMs,
+        Setting::ExpiryBatch,
+        Setting::SubscriberBuffer,
+        Setting::MaxInboxPage,
+        Setting::RequestWaitMs,
+        Setting::ShutdownDrainMs,
+        Setting::MetricsEnabled,
+        Setting::MetricsListen,
+        Setting::MetricsAllowRemote,
         Setting::LogFormat,
         Setting::LogLevel,
     ];
+
+    /// The sections of the file, in order.
+    pub const SECTIONS: [&'static str; 5] = ["storage", "directory", "runtime", "metrics", "log"];
 
     /// The dotted file key, `section.field`.
     pub fn key(self) -> &'static str {
@@ -80,6 +122,19 @@ impl Setting {
             Setting::Workflows => "directory.workflows",
             Setting::DirectoryToml => "directory.toml",
             Setting::HashIterations => "directory.hash_iterations",
+            Setting::Partitions => "runtime.partitions",
+            Setting::PartitionQueue => "runtime.partition_queue",
+            Setting::MaxRestarts => "runtime.max_restarts",
+            Setting::RestartWindowSecs => "runtime.restart_window_secs",
+            Setting::ExpiryIntervalMs => "runtime.expiry_interval_ms",
+            Setting::ExpiryBatch => "runtime.expiry_batch",
+            Setting::SubscriberBuffer => "runtime.subscriber_buffer",
+            Setting::MaxInboxPage => "runtime.max_inbox_page",
+            Setting::RequestWaitMs => "runtime.request_wait_ms",
+            Setting::ShutdownDrainMs => "runtime.shutdown_drain_ms",
+            Setting::MetricsEnabled => "metrics.enabled",
+            Setting::MetricsListen => "metrics.listen",
+            Setting::MetricsAllowRemote => "metrics.allow_remote",
             Setting::LogFormat => "log.format",
             Setting::LogLevel => "log.level",
         }
@@ -105,6 +160,19 @@ impl Setting {
             Setting::Workflows => "SPINE_WORKFLOWS",
             Setting::DirectoryToml => "SPINE_DIRECTORY_TOML",
             Setting::HashIterations => "SPINE_HASH_ITERATIONS",
+            Setting::Partitions => "SPINE_PARTITIONS",
+            Setting::PartitionQueue => "SPINE_PARTITION_QUEUE",
+            Setting::MaxRestarts => "SPINE_MAX_RESTARTS",
+            Setting::RestartWindowSecs => "SPINE_RESTART_WINDOW_SECS",
+            Setting::ExpiryIntervalMs => "SPINE_EXPIRY_INTERVAL_MS",
+            Setting::ExpiryBatch => "SPINE_EXPIRY_BATCH",
+            Setting::SubscriberBuffer => "SPINE_SUBSCRIBER_BUFFER",
+            Setting::MaxInboxPage => "SPINE_MAX_INBOX_PAGE",
+            Setting::RequestWaitMs => "SPINE_REQUEST_WAIT_MS",
+            Setting::ShutdownDrainMs => "SPINE_SHUTDOWN_DRAIN_MS",
+            Setting::MetricsEnabled => "SPINE_METRICS_ENABLED",
+            Setting::MetricsListen => "SPINE_METRICS_LISTEN",
+            Setting::MetricsAllowRemote => "SPINE_METRICS_ALLOW_REMOTE",
             Setting::LogFormat => "SPINE_LOG_FORMAT",
             Setting::LogLevel => "SPINE_LOG_LEVEL",
         }
@@ -125,6 +193,19 @@ impl Setting {
             Setting::Workflows => "--workflows",
             Setting::DirectoryToml => "--directory",
             Setting::HashIterations => "--hash-iterations",
+            Setting::Partitions => "--partitions",
+            Setting::PartitionQueue => "--partition-queue",
+            Setting::MaxRestarts => "--max-restarts",
+            Setting::RestartWindowSecs => "--restart-window-secs",
+            Setting::ExpiryIntervalMs => "--expiry-interval-ms",
+            Setting::ExpiryBatch => "--expiry-batch",
+            Setting::SubscriberBuffer => "--subscriber-buffer",
+            Setting::MaxInboxPage => "--max-inbox-page",
+            Setting::RequestWaitMs => "--request-wait-ms",
+            Setting::ShutdownDrainMs => "--shutdown-drain-ms",
+            Setting::MetricsEnabled => "--metrics-enabled",
+            Setting::MetricsListen => "--metrics-listen",
+            Setting::MetricsAllowRemote => "--metrics-allow-remote",
             Setting::LogFormat => "--log-format",
             Setting::LogLevel => "--log-level",
         }
@@ -134,6 +215,8 @@ impl Setting {
     pub fn apply(self, config: &mut NodeConfig, raw: &OsStr) -> Result<(), String> {
         let storage = &mut config.storage;
         let directory = &mut config.directory;
+        let runtime = &mut config.runtime;
+        let metrics = &mut config.metrics;
         match self {
             Setting::DataDir => storage.data_dir = PathBuf::from(raw),
             Setting::SegmentBytes => storage.segment_bytes = number(raw, "a number of bytes")?,
@@ -155,6 +238,31 @@ impl Setting {
             Setting::HashIterations => {
                 directory.hash_iterations = number(raw, "a number of iterations")?
             }
+            Setting::Partitions => runtime.partitions = number(raw, "a number of partitions")?,
+            Setting::PartitionQueue => {
+                runtime.partition_queue = number(raw, "a number of requests")?
+            }
+            Setting::MaxRestarts => runtime.max_restarts = number(raw, "a number of restarts")?,
+            Setting::RestartWindowSecs => {
+                runtime.restart_window_secs = number(raw, "a number of seconds")?
+            }
+            Setting::ExpiryIntervalMs => {
+                runtime.expiry_interval_ms = number(raw, "a number of milliseconds")?
+            }
+            Setting::ExpiryBatch => runtime.expiry_batch = number(raw, "a number of messages")?,
+            Setting::SubscriberBuffer => {
+                runtime.subscriber_buffer = number(raw, "a number of notifications")?
+            }
+            Setting::MaxInboxPage => runtime.max_inbox_page = number(raw, "a number of messages")?,
+            Setting::RequestWaitMs => {
+                runtime.request_wait_ms = number(raw, "a number of milliseconds")?
+            }
+            Setting::ShutdownDrainMs => {
+                runtime.shutdown_drain_ms = number(raw, "a number of milliseconds")?
+            }
+            Setting::MetricsEnabled => metrics.enabled = boolean(raw)?,
+            Setting::MetricsListen => metrics.listen = text(raw)?.to_string(),
+            Setting::MetricsAllowRemote => metrics.allow_remote = boolean(raw)?,
             Setting::LogFormat => config.log.format = log_format(raw)?,
             Setting::LogLevel => config.log.level = text(raw)?.to_string(),
         }
@@ -186,6 +294,15 @@ fn max_of<T: TryFrom<u64>>() -> u64 {
         .into_iter()
         .find(|&m| T::try_from(m).is_ok())
         .unwrap_or(0)
+}
+
+/// `true` or `false`, as in the file.
+fn boolean(raw: &OsStr) -> Result<bool, String> {
+    match raw.to_str() {
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        _ => Err("a boolean: \"true\" or \"false\"".to_string()),
+    }
 }
 
 fn log_format(raw: &OsStr) -> Result<LogFormat, String> {
@@ -237,7 +354,7 @@ mod tests {
             assert!(s.env().starts_with("SPINE_"));
             assert!(s.flag().starts_with("--"));
             let (section, field) = s.section_and_field();
-            assert!(["storage", "directory", "log"].contains(&section));
+            assert!(Setting::SECTIONS.contains(&section));
             assert!(!field.is_empty());
         }
     }
@@ -287,6 +404,40 @@ mod tests {
         assert!(e.contains("\"text\" or \"json\""));
     }
 
+    #[test]
+    fn booleans_are_true_or_false_only() {
+        let mut c = NodeConfig::default();
+        Setting::MetricsEnabled
+            .apply(&mut c, OsStr::new("false"))
+            .unwrap();
+        assert!(!c.metrics.enabled);
+        Setting::MetricsAllowRemote
+            .apply(&mut c, OsStr::new("true"))
+            .unwrap();
+        assert!(c.metrics.allow_remote);
+        for bad in ["", "yes", "1", "TRUE", "on"] {
+            let e = Setting::MetricsEnabled
+                .apply(&mut c, OsStr::new(bad))
+                .unwrap_err();
+            assert!(e.contains("\"true\" or \"false\""), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn runtime_numbers_fill_the_runtime_section() {
+        let mut c = NodeConfig::default();
+        Setting::Partitions.apply(&mut c, OsStr::new("3")).unwrap();
+        Setting::ShutdownDrainMs
+            .apply(&mut c, OsStr::new("250"))
+            .unwrap();
+        assert_eq!(c.runtime.partitions, 3);
+        assert_eq!(c.runtime.shutdown_drain_ms, 250);
+        let e = Setting::Partitions
+            .apply(&mut c, OsStr::new("4294967296"))
+            .unwrap_err();
+        assert!(e.contains("0 to 4294967295"), "{e}");
+    }
+
     #[cfg(unix)]
     #[test]
     fn non_utf8_is_an_error_for_text_but_fine_for_paths() {
@@ -296,6 +447,7 @@ mod tests {
         Setting::DataDir.apply(&mut c, raw).unwrap();
         assert_eq!(c.storage.data_dir, PathBuf::from(raw));
         assert!(Setting::LogLevel.apply(&mut c, raw).is_err());
+        assert!(Setting::MetricsListen.apply(&mut c, raw).is_err());
         assert!(Setting::SegmentBytes.apply(&mut c, raw).is_err());
     }
 }

@@ -112,6 +112,9 @@ fn every_setting_is_reachable_from_env_and_flag() {
         }
         Setting::LogFormat => "json",
         Setting::LogLevel => "trace",
+        Setting::MetricsEnabled => "false",
+        Setting::MetricsAllowRemote => "true",
+        Setting::MetricsListen => "127.0.0.1:4242",
         _ => "4242",
     };
     for setting in Setting::ALL {
@@ -514,4 +517,179 @@ fn non_utf8_config_path_is_read_as_bytes() {
     // The config path is an OsStr all the way through.
     let e = resolve(Some(OsStr::new("/nonexistent/\u{e9}.toml")), &[], &|_| None).unwrap_err();
     assert!(e.to_string().contains(".toml"));
+}
+
+#[test]
+fn runtime_settings_layer_and_are_checked_by_the_runtime_rules() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_file(
+        tmp.path(),
+        "[runtime]\npartitions = 2\nmax_restarts = 7\nexpiry_interval_ms = 500\n",
+    );
+    let env = Env::default().with("SPINE_PARTITIONS", "3");
+    let l = resolve_with(Some(&file), &[(Setting::MaxRestarts, "9")], &env).unwrap();
+    assert_eq!(l.config.runtime.partitions, 3);
+    assert_eq!(
+        l.origin(Setting::Partitions),
+        Origin::Env("SPINE_PARTITIONS")
+    );
+    assert_eq!(l.config.runtime.max_restarts, 9);
+    assert_eq!(
+        l.origin(Setting::MaxRestarts),
+        Origin::Flag("--max-restarts")
+    );
+    assert_eq!(l.config.runtime.expiry_interval_ms, 500);
+    assert_eq!(l.origin(Setting::ExpiryIntervalMs), Origin::File(file));
+    l.validate().unwrap();
+
+    // Every bad value is reported, each with its setting and origin.
+    let env = Env::default().with("SPINE_MAX_INBOX_PAGE", "5");
+    let l = resolve_with(
+        None,
+        &[
+            (Setting::Partitions, "0"),
+            (Setting::ExpiryIntervalMs, "1"),
+            (Setting::ShutdownDrainMs, "600001"),
+        ],
+        &env,
+    )
+    .unwrap();
+    let p = problems(l.validate().unwrap_err());
+    let settings: Vec<Setting> = p.iter().map(|p| p.setting).collect();
+    assert_eq!(
+        settings,
+        vec![
+            Setting::Partitions,
+            Setting::ExpiryIntervalMs,
+            Setting::MaxInboxPage,
+            Setting::ShutdownDrainMs,
+        ]
+    );
+    let text = p[0].to_string();
+    assert!(
+        text.starts_with("runtime.partitions = 0 (from flag --partitions): must be 1 to 4096"),
+        "{text}"
+    );
+    assert!(
+        p[2].to_string()
+            .contains("environment variable SPINE_MAX_INBOX_PAGE"),
+        "{}",
+        p[2]
+    );
+}
+
+#[test]
+fn metrics_listen_must_be_a_loopback_socket_address_unless_allowed() {
+    let check = |flag_values: &[(Setting, &str)], env: &Env| {
+        resolve_with(None, flag_values, env).unwrap().validate()
+    };
+    for good in ["127.0.0.1:9701", "[::1]:9701", "127.1.2.3:80"] {
+        check(&[(Setting::MetricsListen, good)], &Env::default())
+            .unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
+    for (bad, says) in [
+        ("localhost:9701", "not a socket address"),
+        ("127.0.0.1", "not a socket address"),
+        (" 127.0.0.1:9701", "not a socket address"),
+        ("127.0.0.1:0", "port 0"),
+        ("0.0.0.0:9701", "not a loopback address"),
+        ("10.1.2.3:9701", "not a loopback address"),
+        ("[::]:9701", "not a loopback address"),
+    ] {
+        let p = problems(check(&[(Setting::MetricsListen, bad)], &Env::default()).unwrap_err());
+        assert_eq!(p.len(), 1, "{bad}: {p:?}");
+        assert_eq!(p[0].setting, Setting::MetricsListen);
+        let text = p[0].to_string();
+        assert!(text.contains(says), "{bad}: {text}");
+        assert!(text.contains("flag --metrics-listen"), "{bad}: {text}");
+    }
+    let refused =
+        problems(check(&[(Setting::MetricsListen, "0.0.0.0:9701")], &Env::default()).unwrap_err());
+    let text = refused[0].to_string();
+    assert!(
+        text.contains("--metrics-allow-remote") && text.contains("allow_remote = true"),
+        "says how to allow it: {text}"
+    );
+
+    // Allowed by flag or environment; or irrelevant when metrics are off.
+    check(
+        &[
+            (Setting::MetricsListen, "0.0.0.0:9701"),
+            (Setting::MetricsAllowRemote, "true"),
+        ],
+        &Env::default(),
+    )
+    .unwrap();
+    let env = Env::default()
+        .with("SPINE_METRICS_LISTEN", "10.1.2.3:9701")
+        .with("SPINE_METRICS_ALLOW_REMOTE", "true");
+    check(&[], &env).unwrap();
+    let env = Env::default().with("SPINE_METRICS_LISTEN", "10.1.2.3:9701");
+    check(&[(Setting::MetricsEnabled, "false")], &env).unwrap();
+    // A flag can take the permission back.
+    let env = Env::default()
+        .with("SPINE_METRICS_LISTEN", "10.1.2.3:9701")
+        .with("SPINE_METRICS_ALLOW_REMOTE", "true");
+    let p = problems(check(&[(Setting::MetricsAllowRemote, "false")], &env).unwrap_err());
+    assert!(
+        p[0].to_string().contains("flag --metrics-allow-remote"),
+        "{}",
+        p[0]
+    );
+    // Even disabled, the address must still parse.
+    let p = problems(
+        check(
+            &[
+                (Setting::MetricsEnabled, "false"),
+                (Setting::MetricsListen, "nowhere"),
+            ],
+            &Env::default(),
+        )
+        .unwrap_err(),
+    );
+    assert_eq!(p[0].setting, Setting::MetricsListen);
+}
+
+#[test]
+fn print_config_shows_runtime_and_metrics_sections() {
+    let env = Env::default().with("SPINE_METRICS_LISTEN", "127.0.0.1:9999");
+    let l = resolve_with(None, &[(Setting::Partitions, "4")], &env).unwrap();
+    let text = l.to_toml().unwrap();
+    let runtime = text.find("[runtime]").unwrap();
+    let metrics = text.find("[metrics]").unwrap();
+    let log = text.find("[log]").unwrap();
+    assert!(runtime < metrics && metrics < log, "{text}");
+    assert!(
+        text.contains("partitions = 4  # flag --partitions"),
+        "{text}"
+    );
+    assert!(
+        text.contains("listen = \"127.0.0.1:9999\"  # environment variable SPINE_METRICS_LISTEN"),
+        "{text}"
+    );
+    assert!(
+        text.contains("enabled = true  # built-in default"),
+        "{text}"
+    );
+    assert!(
+        text.contains("allow_remote = false  # built-in default"),
+        "{text}"
+    );
+    let reparsed = super::file::parse(Path::new("printed"), &text).unwrap();
+    assert_eq!(reparsed.config, l.config);
+}
+
+#[test]
+fn unknown_keys_in_runtime_and_metrics_are_named() {
+    for text in [
+        "[runtime]\npartitons = 2\n",
+        "[metrics]\nlisten = \"127.0.0.1:1\"\naddress = \"x\"\n",
+    ] {
+        let e = super::file::parse(Path::new("f.toml"), text).unwrap_err();
+        let shown = e.to_string();
+        assert!(
+            shown.contains("partitons") || shown.contains("address"),
+            "{shown}"
+        );
+    }
 }

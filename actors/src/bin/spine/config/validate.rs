@@ -6,9 +6,11 @@
 //! as `WalConfig::validate` and the writer's, so storage never sees a value
 //! it would refuse or silently clamp.
 
+use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::Path;
 
+use spine_actors::node::RuntimeConfig;
 use spine_core::directory::credentials::{MAX_HASH_ITERATIONS, MIN_HASH_ITERATIONS};
 
 use super::error::{ConfigError, Problem};
@@ -70,6 +72,8 @@ pub fn validate(loaded: &Loaded) -> Result<(), ConfigError> {
     };
     storage(&mut c);
     directory(&mut c);
+    runtime(&mut c);
+    metrics(&mut c);
     log(&mut c);
     if c.problems.is_empty() {
         Ok(())
@@ -224,6 +228,146 @@ fn directory(c: &mut Checker<'_>) {
         MIN_HASH_ITERATIONS..=MAX_HASH_ITERATIONS,
         "iterations",
     );
+}
+
+/// The `[runtime]` settings, in file order.
+pub const RUNTIME_SETTINGS: [Setting; 10] = [
+    Setting::Partitions,
+    Setting::PartitionQueue,
+    Setting::MaxRestarts,
+    Setting::RestartWindowSecs,
+    Setting::ExpiryIntervalMs,
+    Setting::ExpiryBatch,
+    Setting::SubscriberBuffer,
+    Setting::MaxInboxPage,
+    Setting::RequestWaitMs,
+    Setting::ShutdownDrainMs,
+];
+
+/// Copies `setting`'s field from `from` into `into` and returns its value
+/// as shown to the operator; `None` if `setting` is not a runtime setting.
+pub fn copy_runtime_field(
+    setting: Setting,
+    from: &RuntimeConfig,
+    into: &mut RuntimeConfig,
+) -> Option<String> {
+    let shown = match setting {
+        Setting::Partitions => {
+            into.partitions = from.partitions;
+            from.partitions.to_string()
+        }
+        Setting::PartitionQueue => {
+            into.partition_queue = from.partition_queue;
+            from.partition_queue.to_string()
+        }
+        Setting::MaxRestarts => {
+            into.max_restarts = from.max_restarts;
+            from.max_restarts.to_string()
+        }
+        Setting::RestartWindowSecs => {
+            into.restart_window_secs = from.restart_window_secs;
+            from.restart_window_secs.to_string()
+        }
+        Setting::ExpiryIntervalMs => {
+            into.expiry_interval_ms = from.expiry_interval_ms;
+            from.expiry_interval_ms.to_string()
+        }
+        Setting::ExpiryBatch => {
+            into.expiry_batch = from.expiry_batch;
+            from.expiry_batch.to_string()
+        }
+        Setting::SubscriberBuffer => {
+            into.subscriber_buffer = from.subscriber_buffer;
+            from.subscriber_buffer.to_string()
+        }
+        Setting::MaxInboxPage => {
+            into.max_inbox_page = from.max_inbox_page;
+            from.max_inbox_page.to_string()
+        }
+        Setting::RequestWaitMs => {
+            into.request_wait_ms = from.request_wait_ms;
+            from.request_wait_ms.to_string()
+        }
+        Setting::ShutdownDrainMs => {
+            into.shutdown_drain_ms = from.shutdown_drain_ms;
+            from.shutdown_drain_ms.to_string()
+        }
+        _ => return None,
+    };
+    Some(shown)
+}
+
+/// The runtime's own rules (`RuntimeConfig::validate`) are the only source
+/// of its ranges. It stops at the first problem and does not say which
+/// setting, so each value is checked alone over the defaults (every
+/// problem reported, each blamed on its setting and origin), then the whole.
+fn runtime(c: &mut Checker<'_>) {
+    let merged = c.loaded.config.runtime.clone();
+    let mut found = false;
+    for setting in RUNTIME_SETTINGS {
+        let mut alone = RuntimeConfig::default();
+        let Some(shown) = copy_runtime_field(setting, &merged, &mut alone) else {
+            continue;
+        };
+        if let Err(why) = alone.validate() {
+            let (_, field) = setting.section_and_field();
+            let why = why
+                .strip_prefix(field)
+                .map_or(why.as_str(), str::trim_start);
+            c.fail(setting, shown, why.to_string());
+            found = true;
+        }
+    }
+    if !found {
+        if let Err(why) = merged.validate() {
+            // A rule across settings: blame the first one it names.
+            let setting = RUNTIME_SETTINGS
+                .into_iter()
+                .find(|s| why.contains(s.section_and_field().1))
+                .unwrap_or(Setting::Partitions);
+            let mut shown = RuntimeConfig::default();
+            let value = copy_runtime_field(setting, &merged, &mut shown).unwrap_or_default();
+            c.fail(setting, value, why);
+        }
+    }
+}
+
+/// How to expose the endpoint beyond loopback, for messages.
+const ALLOW_REMOTE_HELP: &str = "metrics.allow_remote = true (flag --metrics-allow-remote, env SPINE_METRICS_ALLOW_REMOTE=true)";
+
+fn metrics(c: &mut Checker<'_>) {
+    let m = c.loaded.config.metrics.clone();
+    let shown = format!("{:?}", m.listen);
+    let addr: SocketAddr = match m.listen.parse() {
+        Ok(addr) => addr,
+        Err(_) => {
+            c.fail(
+                Setting::MetricsListen,
+                shown,
+                "is not a socket address; write IP:PORT, e.g. 127.0.0.1:9701 or [::1]:9701 (host names are not resolved)",
+            );
+            return;
+        }
+    };
+    if addr.port() == 0 {
+        c.fail(
+            Setting::MetricsListen,
+            shown,
+            "has port 0, which would pick a random port nobody can scrape; give a fixed port such as 9701",
+        );
+        return;
+    }
+    if m.enabled && !m.allow_remote && !addr.ip().is_loopback() {
+        c.fail(
+            Setting::MetricsListen,
+            shown,
+            format!(
+                "is not a loopback address: the metrics endpoint has no authentication, so it listens on 127.0.0.1 or [::1] unless exposing it is deliberate; use a loopback address, or set {ALLOW_REMOTE_HELP} (currently {}, from {})",
+                m.allow_remote,
+                c.loaded.origin(Setting::MetricsAllowRemote)
+            ),
+        );
+    }
 }
 
 /// Level names a bare directive may be.
