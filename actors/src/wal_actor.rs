@@ -53,9 +53,6 @@ pub struct WalActorState {
     timer: tokio::task::JoinHandle<()>,
 }
 
-/// How often the policy is checked.
-pub const COMPACTION_CHECK_EVERY: Duration = Duration::from_secs(10);
-
 impl Actor for WalActor {
     type Msg = WalMsg;
     type State = WalActorState;
@@ -66,8 +63,14 @@ impl Actor for WalActor {
         myself: ActorRef<WalMsg>,
         shared: Arc<Shared>,
     ) -> Result<WalActorState, ActorProcessingErr> {
+        let every = Duration::from_millis(shared.runtime.compaction_check_ms);
+        let policy = CompactionPolicy {
+            min_log_bytes: shared.runtime.compaction_min_log_bytes,
+            max_amplification: shared.runtime.compaction_max_amplification,
+            ..CompactionPolicy::default()
+        };
         let timer = tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(COMPACTION_CHECK_EVERY);
+            let mut ticks = tokio::time::interval(every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticks.tick().await;
             loop {
@@ -79,7 +82,7 @@ impl Actor for WalActor {
         });
         Ok(WalActorState {
             shared,
-            policy: CompactionPolicy::default(),
+            policy,
             timer,
         })
     }

@@ -27,6 +27,12 @@ pub struct RuntimeConfig {
     pub request_wait_ms: u64,
     /// How long shutdown waits for requests in progress to finish.
     pub shutdown_drain_ms: u64,
+    /// How often the WAL actor checks whether to compact, in milliseconds.
+    pub compaction_check_ms: u64,
+    /// Compact only while the log is larger than this many bytes...
+    pub compaction_min_log_bytes: u64,
+    /// ...and larger than this many times the live message bytes.
+    pub compaction_max_amplification: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -42,6 +48,9 @@ impl Default for RuntimeConfig {
             max_inbox_page: 5000,
             request_wait_ms: 30_000,
             shutdown_drain_ms: 30_000,
+            compaction_check_ms: 10_000,
+            compaction_min_log_bytes: 256 << 20,
+            compaction_max_amplification: 2,
         }
     }
 }
@@ -49,7 +58,7 @@ impl Default for RuntimeConfig {
 impl RuntimeConfig {
     /// Checks every value is usable; says which is not and why.
     pub fn validate(&self) -> Result<(), String> {
-        let checks: [(bool, &str); 9] = [
+        let checks: [(bool, &str); 12] = [
             (
                 (1..=4096).contains(&self.partitions),
                 "partitions must be 1 to 4096",
@@ -86,6 +95,18 @@ impl RuntimeConfig {
                 (1..=600_000).contains(&self.request_wait_ms)
                     && (1..=600_000).contains(&self.shutdown_drain_ms),
                 "request_wait_ms and shutdown_drain_ms must be 1 to 600000",
+            ),
+            (
+                (100..=3_600_000).contains(&self.compaction_check_ms),
+                "compaction_check_ms must be 100 to 3600000",
+            ),
+            (
+                self.compaction_min_log_bytes <= 1 << 40,
+                "compaction_min_log_bytes must be at most 1099511627776",
+            ),
+            (
+                (1..=100).contains(&self.compaction_max_amplification),
+                "compaction_max_amplification must be 1 to 100",
             ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {

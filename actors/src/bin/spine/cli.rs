@@ -186,6 +186,15 @@ pub struct SettingFlags {
     /// How long shutdown waits for requests in progress, in milliseconds, 1..=600000 [env: SPINE_SHUTDOWN_DRAIN_MS] [default: 30000]
     #[arg(long, value_name = "MS")]
     pub shutdown_drain_ms: Option<OsString>,
+    /// How often the log is checked for compaction, in milliseconds, 100..=3600000 [env: SPINE_COMPACTION_CHECK_MS] [default: 10000]
+    #[arg(long, value_name = "MS")]
+    pub compaction_check_ms: Option<OsString>,
+    /// Compact only while the log is larger than this, 0..=1099511627776 [env: SPINE_COMPACTION_MIN_LOG_BYTES] [default: 268435456]
+    #[arg(long, value_name = "BYTES")]
+    pub compaction_min_log_bytes: Option<OsString>,
+    /// ...and larger than this many times the live message bytes, 1..=100 [env: SPINE_COMPACTION_MAX_AMPLIFICATION] [default: 2]
+    #[arg(long, value_name = "N")]
+    pub compaction_max_amplification: Option<OsString>,
     /// Serve Prometheus metrics: true or false (alone: true) [env: SPINE_METRICS_ENABLED] [default: true]
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub metrics_enabled: Option<OsString>,
@@ -206,7 +215,7 @@ pub struct SettingFlags {
 impl SettingFlags {
     /// The flags given, as (setting, raw value) pairs.
     pub fn given(&self) -> Vec<(Setting, OsString)> {
-        let all: [(Setting, Option<OsString>); 27] = [
+        let all: [(Setting, Option<OsString>); 30] = [
             (Setting::DataDir, self.data_dir.clone()),
             (Setting::SegmentBytes, self.segment_bytes.clone()),
             (Setting::MaxRecordBytes, self.max_record_bytes.clone()),
@@ -229,6 +238,15 @@ impl SettingFlags {
             (Setting::MaxInboxPage, self.max_inbox_page.clone()),
             (Setting::RequestWaitMs, self.request_wait_ms.clone()),
             (Setting::ShutdownDrainMs, self.shutdown_drain_ms.clone()),
+            (Setting::CompactionCheckMs, self.compaction_check_ms.clone()),
+            (
+                Setting::CompactionMinLogBytes,
+                self.compaction_min_log_bytes.clone(),
+            ),
+            (
+                Setting::CompactionMaxAmplification,
+                self.compaction_max_amplification.clone(),
+            ),
             (Setting::MetricsEnabled, self.metrics_enabled.clone()),
             (Setting::MetricsListen, self.metrics_listen.clone()),
             (
@@ -344,6 +362,12 @@ mod tests {
             "17",
             "--shutdown-drain-ms",
             "18",
+            "--compaction-check-ms",
+            "20",
+            "--compaction-min-log-bytes",
+            "21",
+            "--compaction-max-amplification",
+            "22",
             "--metrics-enabled",
             "false",
             "--metrics-listen",
@@ -384,6 +408,9 @@ mod tests {
                 Setting::MaxInboxPage => "16",
                 Setting::RequestWaitMs => "17",
                 Setting::ShutdownDrainMs => "18",
+                Setting::CompactionCheckMs => "20",
+                Setting::CompactionMinLogBytes => "21",
+                Setting::CompactionMaxAmplification => "22",
                 Setting::MetricsEnabled => "false",
                 Setting::MetricsListen => "127.0.0.1:19",
                 Setting::MetricsAllowRemote => "true",
@@ -466,7 +493,9 @@ mod tests {
             };
             assert!(check(lo), "{}: {lo} refused", setting.flag());
             assert!(check(hi), "{}: {hi} refused", setting.flag());
-            assert!(!check(lo - 1), "{}: {} accepted", setting.flag(), lo - 1);
+            if let Some(below) = lo.checked_sub(1) {
+                assert!(!check(below), "{}: {below} accepted", setting.flag());
+            }
             assert!(!check(hi + 1), "{}: {} accepted", setting.flag(), hi + 1);
         }
     }

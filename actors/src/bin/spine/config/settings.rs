@@ -60,6 +60,12 @@ pub enum Setting {
     RequestWaitMs,
     /// `runtime.shutdown_drain_ms`.
     ShutdownDrainMs,
+    /// `runtime.compaction_check_ms`.
+    CompactionCheckMs,
+    /// `runtime.compaction_min_log_bytes`.
+    CompactionMinLogBytes,
+    /// `runtime.compaction_max_amplification`.
+    CompactionMaxAmplification,
     /// `metrics.enabled`.
     MetricsEnabled,
     /// `metrics.listen`.
@@ -74,7 +80,7 @@ pub enum Setting {
 
 impl Setting {
     /// Every setting, in file order.
-    pub const ALL: [Setting; 27] = [
+    pub const ALL: [Setting; 30] = [
         Setting::DataDir,
         Setting::SegmentBytes,
         Setting::MaxRecordBytes,
@@ -97,6 +103,9 @@ impl Setting {
         Setting::MaxInboxPage,
         Setting::RequestWaitMs,
         Setting::ShutdownDrainMs,
+        Setting::CompactionCheckMs,
+        Setting::CompactionMinLogBytes,
+        Setting::CompactionMaxAmplification,
         Setting::MetricsEnabled,
         Setting::MetricsListen,
         Setting::MetricsAllowRemote,
@@ -132,6 +141,9 @@ impl Setting {
             Setting::MaxInboxPage => "runtime.max_inbox_page",
             Setting::RequestWaitMs => "runtime.request_wait_ms",
             Setting::ShutdownDrainMs => "runtime.shutdown_drain_ms",
+            Setting::CompactionCheckMs => "runtime.compaction_check_ms",
+            Setting::CompactionMinLogBytes => "runtime.compaction_min_log_bytes",
+            Setting::CompactionMaxAmplification => "runtime.compaction_max_amplification",
             Setting::MetricsEnabled => "metrics.enabled",
             Setting::MetricsListen => "metrics.listen",
             Setting::MetricsAllowRemote => "metrics.allow_remote",
@@ -170,6 +182,9 @@ impl Setting {
             Setting::MaxInboxPage => "SPINE_MAX_INBOX_PAGE",
             Setting::RequestWaitMs => "SPINE_REQUEST_WAIT_MS",
             Setting::ShutdownDrainMs => "SPINE_SHUTDOWN_DRAIN_MS",
+            Setting::CompactionCheckMs => "SPINE_COMPACTION_CHECK_MS",
+            Setting::CompactionMinLogBytes => "SPINE_COMPACTION_MIN_LOG_BYTES",
+            Setting::CompactionMaxAmplification => "SPINE_COMPACTION_MAX_AMPLIFICATION",
             Setting::MetricsEnabled => "SPINE_METRICS_ENABLED",
             Setting::MetricsListen => "SPINE_METRICS_LISTEN",
             Setting::MetricsAllowRemote => "SPINE_METRICS_ALLOW_REMOTE",
@@ -203,6 +218,9 @@ impl Setting {
             Setting::MaxInboxPage => "--max-inbox-page",
             Setting::RequestWaitMs => "--request-wait-ms",
             Setting::ShutdownDrainMs => "--shutdown-drain-ms",
+            Setting::CompactionCheckMs => "--compaction-check-ms",
+            Setting::CompactionMinLogBytes => "--compaction-min-log-bytes",
+            Setting::CompactionMaxAmplification => "--compaction-max-amplification",
             Setting::MetricsEnabled => "--metrics-enabled",
             Setting::MetricsListen => "--metrics-listen",
             Setting::MetricsAllowRemote => "--metrics-allow-remote",
@@ -259,6 +277,15 @@ impl Setting {
             }
             Setting::ShutdownDrainMs => {
                 runtime.shutdown_drain_ms = number(raw, "a number of milliseconds")?
+            }
+            Setting::CompactionCheckMs => {
+                runtime.compaction_check_ms = number(raw, "a number of milliseconds")?
+            }
+            Setting::CompactionMinLogBytes => {
+                runtime.compaction_min_log_bytes = number(raw, "a number of bytes")?
+            }
+            Setting::CompactionMaxAmplification => {
+                runtime.compaction_max_amplification = number(raw, "a whole number")?
             }
             Setting::MetricsEnabled => metrics.enabled = boolean(raw)?,
             Setting::MetricsListen => metrics.listen = text(raw)?.to_string(),

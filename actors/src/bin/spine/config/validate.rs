@@ -231,7 +231,7 @@ fn directory(c: &mut Checker<'_>) {
 }
 
 /// The `[runtime]` settings, in file order.
-pub const RUNTIME_SETTINGS: [Setting; 10] = [
+pub const RUNTIME_SETTINGS: [Setting; 13] = [
     Setting::Partitions,
     Setting::PartitionQueue,
     Setting::MaxRestarts,
@@ -242,6 +242,9 @@ pub const RUNTIME_SETTINGS: [Setting; 10] = [
     Setting::MaxInboxPage,
     Setting::RequestWaitMs,
     Setting::ShutdownDrainMs,
+    Setting::CompactionCheckMs,
+    Setting::CompactionMinLogBytes,
+    Setting::CompactionMaxAmplification,
 ];
 
 /// Copies `setting`'s field from `from` into `into` and returns its value
@@ -291,6 +294,18 @@ pub fn copy_runtime_field(
         Setting::ShutdownDrainMs => {
             into.shutdown_drain_ms = from.shutdown_drain_ms;
             from.shutdown_drain_ms.to_string()
+        }
+        Setting::CompactionCheckMs => {
+            into.compaction_check_ms = from.compaction_check_ms;
+            from.compaction_check_ms.to_string()
+        }
+        Setting::CompactionMinLogBytes => {
+            into.compaction_min_log_bytes = from.compaction_min_log_bytes;
+            from.compaction_min_log_bytes.to_string()
+        }
+        Setting::CompactionMaxAmplification => {
+            into.compaction_max_amplification = from.compaction_max_amplification;
+            from.compaction_max_amplification.to_string()
         }
         _ => return None,
     };
