@@ -19,7 +19,7 @@ pub enum RequestError {
     #[error(transparent)]
     Filter(#[from] FilterError),
     /// The log cannot make anything durable: sends are refused; reads work.
-    #[error("the node cannot accept messages: its write-ahead log failed ({0}); reads still work; an operator must check the disk and restart the node")]
+    #[error("the node's write-ahead log failed ({0}): this request was not acknowledged (if it was in flight it may still have reached the disk; a retry with the same idempotency key after restart is safe); sends are refused, reads still work; an operator must check the disk and restart the node")]
     LogFailed(AppendError),
     /// The node is shutting down.
     #[error("the node is shutting down and accepts no new requests; retry against another node or after restart")]

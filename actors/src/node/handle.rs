@@ -242,16 +242,19 @@ impl NodeHandle {
                 None => RequestError::ShuttingDown,
             });
         }
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(shared.runtime.request_wait_ms);
         let permits = shared
             .permits
             .get(partition as usize)
             .ok_or(RequestError::Unavailable(partition))?;
-        let _permit = Arc::clone(permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| RequestError::ShuttingDown)?;
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_millis(shared.runtime.request_wait_ms);
+        // The wait for queue room counts against the same limit.
+        let _permit =
+            match tokio::time::timeout_at(deadline, Arc::clone(permits).acquire_owned()).await {
+                Ok(Ok(permit)) => permit,
+                Ok(Err(_)) => return Err(RequestError::ShuttingDown),
+                Err(_) => return Err(RequestError::Unavailable(partition)),
+            };
         loop {
             if let Some(reason) = shared.failed.get() {
                 return Err(RequestError::NodeFailed(reason.clone()));
@@ -575,7 +578,9 @@ impl NodeHandle {
     }
 
     /// Pushes messages newly accepted into `mailbox` (bounded: a subscriber
-    /// that falls behind misses notifications and should re-list).
+    /// that falls behind misses notifications and should re-list). The
+    /// stream ends (`None`) if the mailbox's partition restarts: subscribe
+    /// again and re-list to catch up.
     pub async fn subscribe(
         &self,
         mailbox: &MailboxId,

@@ -259,7 +259,9 @@ impl PartitionState {
                 }
             }
             PartitionMsg::Subscribe { mailbox, tx } => {
-                self.subscribers.entry(mailbox).or_default().push(tx)
+                let subs = self.subscribers.entry(mailbox).or_default();
+                subs.retain(|t| !t.is_closed());
+                subs.push(tx)
             }
             PartitionMsg::Durable { token, result } => self.on_durable(myself, token, result)?,
             PartitionMsg::Carry {
@@ -370,7 +372,46 @@ impl PartitionState {
             },
         );
         let me = myself.clone();
+        // Creates owned by another partition (non-delivery reports) are
+        // forwarded from the completion itself, so they reach their owner
+        // even if this actor dies before it handles `Durable`.
+        let pend = &self.pending[&token];
+        let foreign: Vec<(usize, u32, Event, usize, u32)> = pend
+            .events
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| match e {
+                Event::Create { envelope, .. } => {
+                    let owner = self.shared.map.partition_of(&envelope.recipient).0;
+                    (owner != self.index).then(|| {
+                        (
+                            i,
+                            owner,
+                            e.clone(),
+                            pend.heads[i],
+                            pend.bodies[i].len() as u32,
+                        )
+                    })
+                }
+                _ => None,
+            })
+            .collect();
+        let fwd_shared = Arc::clone(&self.shared);
+        let rt = tokio::runtime::Handle::current();
         let done = Box::new(move |result: AppendResult| {
+            if let Ok(appended) = &result {
+                for (i, owner, event, head, len) in foreign {
+                    if let Some(app) = appended.get(i) {
+                        let body_loc = ChunkLoc {
+                            segment: app.location.segment,
+                            offset: app.location.offset + head as u64,
+                            len,
+                        };
+                        let _rt = rt.enter(); // forward may spawn a retry task
+                        forward(&fwd_shared, owner, app.seq, app.location, event, body_loc);
+                    }
+                }
+            }
             // If this actor has died meanwhile, its replacement rebuilds
             // from the log; the caller sees OUTCOME_UNKNOWN.
             let _ = me.cast(PartitionMsg::Durable { token, result });
@@ -415,15 +456,7 @@ impl PartitionState {
             if let Event::Create { envelope, .. } = event {
                 let owner = self.shared.map.partition_of(&envelope.recipient).0;
                 if owner != self.index {
-                    forward(
-                        &self.shared,
-                        owner,
-                        app.seq,
-                        app.location,
-                        event.clone(),
-                        body_loc,
-                    );
-                    continue;
+                    continue; // forwarded by the completion callback
                 }
             }
             let applied = self

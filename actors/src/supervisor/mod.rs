@@ -15,14 +15,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use spine_core::message::MessageStore;
 
 use crate::expiry::{ExpiryActor, ExpiryMsg};
 use crate::node::shared::Shared;
 use crate::node::sink::LogSink;
 use crate::partition::rebuild::rebuild_partition;
-use crate::partition::{PartitionActor, PartitionArgs, PartitionMsg};
+use crate::partition::{PartitionActor, PartitionArgs};
 use crate::service::{ServiceActor, ServiceMsg};
 use crate::wal_actor::{WalActor, WalMsg};
 use policy::{RestartPolicy, RestartTracker};
@@ -58,8 +58,9 @@ impl ChildKind {
 /// Messages to the supervisor.
 #[derive(Debug)]
 pub enum SupervisorMsg {
-    /// A restarted child is running.
-    Restarted(ChildKind, ActorCell),
+    /// A partition's state was rebuilt: start its actor (here, so it is a
+    /// registered child before any failure of it can be handled).
+    Rebuilt(u32, Box<MessageStore>),
     /// A restart could not be completed: fail the node.
     Escalate(String),
     /// Who the service actor is now (for the handle).
@@ -145,11 +146,29 @@ impl Actor for NodeSupervisor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SupervisorMsg::Restarted(kind, cell) => {
-                state.children.insert(cell.get_id(), kind);
-                tracing::info!(child = kind.label(), ?kind, "restarted");
-            }
             SupervisorMsg::Escalate(reason) => state.escalate(&myself, reason),
+            SupervisorMsg::Rebuilt(index, store) => {
+                let args = PartitionArgs {
+                    index,
+                    store: *store,
+                    shared: Arc::clone(&state.shared),
+                };
+                match Actor::spawn_linked(None, PartitionActor, args, myself.get_cell()).await {
+                    Ok((actor, _)) => {
+                        state
+                            .children
+                            .insert(actor.get_id(), ChildKind::Partition(index));
+                        state.shared.set_partition(index, Some(actor));
+                        tracing::info!(
+                            partition = index,
+                            "partition rebuilt from the log and restarted"
+                        );
+                    }
+                    Err(e) => {
+                        state.escalate(&myself, format!("cannot restart partition {index}: {e}"))
+                    }
+                }
+            }
             SupervisorMsg::GetService(reply) => {
                 let _ = reply.send(state.service.clone());
             }
@@ -256,10 +275,9 @@ impl SupervisorState {
         shared.set_partition(index, None);
         let me = myself.clone();
         tokio::spawn(async move {
-            let result = rebuild_and_start(&shared, &me, index).await;
-            match result {
-                Ok(cell) => {
-                    let _ = me.cast(SupervisorMsg::Restarted(ChildKind::Partition(index), cell));
+            match rebuild(&shared, index).await {
+                Ok(store) => {
+                    let _ = me.cast(SupervisorMsg::Rebuilt(index, Box::new(store)));
                 }
                 Err(e) => {
                     let _ = me.cast(SupervisorMsg::Escalate(format!(
@@ -280,32 +298,16 @@ impl SupervisorState {
     }
 }
 
-async fn rebuild_and_start(
-    shared: &Arc<Shared>,
-    supervisor: &ActorRef<SupervisorMsg>,
-    index: u32,
-) -> Result<ActorCell, String> {
+async fn rebuild(shared: &Arc<Shared>, index: u32) -> Result<MessageStore, String> {
     let LogSink::Durable(wal) = &shared.sink else {
         return Err("memory-only nodes cannot rebuild a partition".into());
     };
     let end = wal.barrier().await.map_err(|e| e.to_string())?;
     let storage = shared.storage.clone();
     let map = shared.map;
-    let store = tokio::task::spawn_blocking(move || rebuild_partition(&storage, &map, index, end))
+    tokio::task::spawn_blocking(move || rebuild_partition(&storage, &map, index, end))
         .await
-        .map_err(|e| e.to_string())??;
-    let args = PartitionArgs {
-        index,
-        store,
-        shared: Arc::clone(shared),
-    };
-    let (actor, _): (ActorRef<PartitionMsg>, _) =
-        Actor::spawn_linked(None, PartitionActor, args, supervisor.get_cell())
-            .await
-            .map_err(|e| e.to_string())?;
-    let cell = actor.get_cell();
-    shared.set_partition(index, Some(actor));
-    Ok(cell)
+        .map_err(|e| e.to_string())?
 }
 
 #[cfg(test)]

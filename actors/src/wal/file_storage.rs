@@ -168,6 +168,8 @@ pub struct DiskSyncer {
 
 impl SyncData for DiskSyncer {
     fn sync_data(&self) -> io::Result<()> {
+        #[cfg(feature = "fault-injection")]
+        super::failpoints::check_sync()?;
         self.file.sync_data()
     }
 }
@@ -190,6 +192,8 @@ impl SegmentFile for DiskFile {
     }
 
     fn append(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        #[cfg(feature = "fault-injection")]
+        super::failpoints::check_write()?;
         let mut slices: Vec<IoSlice<'_>> = parts
             .iter()
             .filter(|p| !p.is_empty())
@@ -213,6 +217,8 @@ impl SegmentFile for DiskFile {
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
+        #[cfg(feature = "fault-injection")]
+        super::failpoints::check_sync()?;
         self.file.sync_data()
     }
 

@@ -1,5 +1,7 @@
 //! The write-ahead log on real disks: file storage and the group-commit writer.
 
+#[cfg(feature = "fault-injection")]
+pub mod failpoints;
 pub mod file_storage;
 pub mod writer;
 
