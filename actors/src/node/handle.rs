@@ -126,6 +126,7 @@ async fn start_tree(
         map,
         index: DashMap::new(),
         partitions: (0..n).map(|_| RwLock::new(None)).collect(),
+        ingress: (0..n).map(|_| super::shared::Ingress::new()).collect(),
         permits: (0..n)
             .map(|_| Arc::new(Semaphore::new(parts.runtime.partition_queue)))
             .collect(),
@@ -255,27 +256,38 @@ impl NodeHandle {
                 Ok(Err(_)) => return Err(RequestError::ShuttingDown),
                 Err(_) => return Err(RequestError::Unavailable(partition)),
             };
+        let ingress = shared
+            .ingress
+            .get(partition as usize)
+            .ok_or(RequestError::Unavailable(partition))?;
         loop {
             if let Some(reason) = shared.failed.get() {
                 return Err(RequestError::NodeFailed(reason.clone()));
             }
-            if let Some(actor) = shared.partition(partition) {
-                let (tx, rx) = oneshot::channel();
-                if actor.cast(make(tx)).is_ok() {
-                    match rx.await {
-                        Ok(result) => return result,
-                        Err(_) if retry_if_lost => {}
-                        Err(_) => return Err(RequestError::OutcomeUnknown),
-                    }
-                }
-            }
-            if !shared.accepting.load(Ordering::SeqCst) {
+            let (tx, rx) = oneshot::channel();
+            if ingress.tx.send(make(tx)).is_err() {
                 return Err(RequestError::ShuttingDown);
             }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(RequestError::Unavailable(partition));
+            shared.wake(partition);
+            match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(result)) => return result,
+                // The partition died with the request: reads are resent,
+                // writes have an unknown outcome.
+                Ok(Err(_)) => {
+                    if let Some(reason) = shared.failed.get() {
+                        return Err(RequestError::NodeFailed(reason.clone()));
+                    }
+                    // A write may have reached the log before its reply
+                    // was lost: only "unknown" is honest.
+                    if !retry_if_lost {
+                        return Err(RequestError::OutcomeUnknown);
+                    }
+                    if !shared.accepting.load(Ordering::SeqCst) {
+                        return Err(RequestError::ShuttingDown);
+                    }
+                }
+                Err(_) => return Err(RequestError::Unavailable(partition)),
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
@@ -319,16 +331,27 @@ impl NodeHandle {
             linked_message_id: None,
             report: None,
         };
-        envelope.validate().map_err(StoreError::from)?;
+        // The partition validates the envelope (check_send) before logging.
         let partition = self.shared.map.partition_of(&envelope.recipient).0;
-        let envelope = Box::new(envelope);
-        let key = req.idempotency_key;
-        let body = req.body;
-        self.call(partition, false, |reply| PartitionMsg::Send {
-            envelope: envelope.clone(),
-            idempotency_key: key.clone(),
-            body: body.clone(),
-            reply,
+        // A send is submitted once (never resent), so the request moves
+        // into the message instead of being cloned.
+        let request =
+            std::sync::Mutex::new(Some((Box::new(envelope), req.idempotency_key, req.body)));
+        self.call(partition, false, |reply| {
+            let taken = request.lock().unwrap_or_else(|p| p.into_inner()).take();
+            match taken {
+                Some((envelope, idempotency_key, body)) => PartitionMsg::Send {
+                    envelope,
+                    idempotency_key,
+                    body,
+                    reply,
+                },
+                // Unreachable (sends are not resent); answer rather than panic.
+                None => {
+                    let _ = reply.send(Err(RequestError::OutcomeUnknown));
+                    PartitionMsg::Drain
+                }
+            }
         })
         .await
     }

@@ -12,9 +12,9 @@ pub mod types;
 
 pub use config::RuntimeConfig;
 pub use error::RequestError;
-pub use handle::{Node, NodeHandle, NodeParts, QueueDepths};
 #[cfg(feature = "fault-injection")]
 pub use handle::FaultTarget;
+pub use handle::{Node, NodeHandle, NodeParts, QueueDepths};
 pub use storage::{
     open_storage, open_storage_with, NodeError, OpenNode, RecoverySummary, StorageConfig,
 };

@@ -24,6 +24,29 @@ pub(crate) struct IdSource {
     pub(crate) rng: Box<dyn RandomSource>,
 }
 
+/// A partition's ingress: requests queue here (lock-free) and the
+/// partition drains many per wake-up, so a burst of requests costs one actor
+/// message and one log submission rather than one each. The queue outlives
+/// the actor: requests waiting in it are served by its replacement.
+pub(crate) struct Ingress {
+    pub(crate) tx: crossbeam_channel::Sender<PartitionMsg>,
+    pub(crate) rx: crossbeam_channel::Receiver<PartitionMsg>,
+    /// Set while a `Drain` is queued or running; cleared by the partition
+    /// before it drains, so a request pushed after that schedules another.
+    pub(crate) scheduled: std::sync::atomic::AtomicBool,
+}
+
+impl Ingress {
+    pub(crate) fn new() -> Ingress {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Ingress {
+            tx,
+            rx,
+            scheduled: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
 /// Everything the handle and the actors share (opaque outside this crate).
 pub struct Shared {
     pub(crate) runtime: RuntimeConfig,
@@ -37,6 +60,8 @@ pub struct Shared {
     pub(crate) partitions: Vec<RwLock<Option<ActorRef<PartitionMsg>>>>,
     /// Bounds each partition's queue.
     pub(crate) permits: Vec<Arc<Semaphore>>,
+    /// Each partition's request queue.
+    pub(crate) ingress: Vec<Ingress>,
     pub(crate) ids: Mutex<IdSource>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) directory: Arc<Directory>,
@@ -69,6 +94,37 @@ impl Shared {
         if let Some(slot) = self.partitions.get(index as usize) {
             *slot.write().unwrap_or_else(|p| p.into_inner()) = actor;
         }
+    }
+
+    /// Wakes partition `index` to drain its ingress, unless already woken.
+    pub(crate) fn wake(&self, index: u32) {
+        let Some(ingress) = self.ingress.get(index as usize) else {
+            return;
+        };
+        if ingress
+            .scheduled
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return;
+        }
+        let woken = self
+            .partition(index)
+            .is_some_and(|p| p.cast(PartitionMsg::Drain).is_ok());
+        if !woken {
+            // Restarting: the new actor drains on start.
+            ingress
+                .scheduled
+                .store(false, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// Wakes a partition that has just (re)started: a wake-up pending for
+    /// its predecessor may have died with it, so the flag is cleared first.
+    pub(crate) fn wake_fresh(&self, index: u32) {
+        if let Some(ingress) = self.ingress.get(index as usize) {
+            ingress.scheduled.store(false, std::sync::atomic::Ordering::Release);
+        }
+        self.wake(index);
     }
 
     /// A fresh message id.

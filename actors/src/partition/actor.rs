@@ -28,6 +28,7 @@ use spine_core::ids::{MailboxId, MessageId};
 use spine_core::message::{
     AckCheck, Applied, ChunkLoc, Event, MessageStatus, MessageStore, SendCheck, StoreError,
 };
+use spine_core::wal::PendingRecord;
 use tokio::sync::mpsc;
 
 use super::msg::{PartitionMsg, Reply};
@@ -35,6 +36,9 @@ use crate::node::error::RequestError;
 use crate::node::shared::Shared;
 use crate::node::types::{ChunkOutcome, InboxPage, MessageView, Notification, SendOutcome};
 use crate::wal::AppendResult;
+
+/// Most queued requests served per drain before yielding to the mailbox.
+const DRAIN_LIMIT: usize = 1024;
 
 /// The actor (stateless; state lives in [`PartitionState`]).
 #[derive(Debug)]
@@ -64,12 +68,19 @@ enum Answer {
     Quiet,
 }
 
-struct Pending {
+/// One operation's events, waiting to be logged or to become durable.
+struct Op {
     events: Vec<Event>,
     heads: Vec<usize>,
     bodies: Vec<Bytes>,
+    records: Vec<PendingRecord>,
     touched: Vec<MessageId>,
     answer: Answer,
+}
+
+/// A group of operations logged as one atomic batch.
+struct Pending {
+    ops: Vec<Op>,
 }
 
 /// A partition's state.
@@ -82,6 +93,10 @@ pub struct PartitionState {
     busy: HashSet<MessageId>,
     deferred: HashMap<MessageId, VecDeque<PartitionMsg>>,
     keys: HashMap<(MailboxId, String), Vec<Reply<SendOutcome>>>,
+    /// Operations gathered while draining the ingress queue, logged together.
+    group: Vec<Op>,
+    /// Whether `log` gathers into `group` (while draining) or submits at once.
+    grouping: bool,
     subscribers: HashMap<MailboxId, Vec<mpsc::Sender<Notification>>>,
 }
 
@@ -119,8 +134,20 @@ impl Actor for PartitionActor {
             busy: HashSet::new(),
             deferred: HashMap::new(),
             keys: HashMap::new(),
+            group: Vec::new(),
+            grouping: false,
             subscribers: HashMap::new(),
         })
+    }
+
+    async fn post_start(
+        &self,
+        _myself: ActorRef<PartitionMsg>,
+        state: &mut PartitionState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Requests that queued while this partition was (re)starting.
+        state.shared.wake_fresh(state.index);
+        Ok(())
     }
 
     async fn handle(
@@ -264,6 +291,7 @@ impl PartitionState {
                 subs.push(tx)
             }
             PartitionMsg::Durable { token, result } => self.on_durable(myself, token, result)?,
+            PartitionMsg::Drain => self.drain(myself).await,
             PartitionMsg::Carry {
                 upto_segment,
                 reply,
@@ -279,6 +307,31 @@ impl PartitionState {
             ),
         }
         Ok(())
+    }
+
+    /// Serves up to `DRAIN_LIMIT` queued requests, logging their events as
+    /// one batch; reschedules itself if more are waiting.
+    async fn drain(&mut self, myself: &ActorRef<PartitionMsg>) {
+        let Some(ingress) = self.shared.ingress.get(self.index as usize) else {
+            return;
+        };
+        ingress
+            .scheduled
+            .store(false, std::sync::atomic::Ordering::Release);
+        let rx = ingress.rx.clone();
+        self.grouping = true;
+        let mut served = 0;
+        while served < DRAIN_LIMIT {
+            let Ok(msg) = rx.try_recv() else { break };
+            served += 1;
+            // Requests from the ingress never fail the actor.
+            let _ = Box::pin(self.dispatch(myself, msg)).await;
+        }
+        self.grouping = false;
+        self.flush(myself).await;
+        if served == DRAIN_LIMIT || !rx.is_empty() {
+            self.shared.wake(self.index);
+        }
     }
 
     async fn on_send(
@@ -332,6 +385,8 @@ impl PartitionState {
     }
 
     /// Hands events to the log; the outcome comes back as `Durable`.
+    /// While draining the ingress queue, operations are gathered and
+    /// logged as one batch by [`PartitionState::flush`].
     async fn log(
         &mut self,
         myself: &ActorRef<PartitionMsg>,
@@ -344,58 +399,63 @@ impl PartitionState {
             match event.to_record(body.clone()) {
                 Ok(r) => records.push(r),
                 Err(e) => {
-                    self.finish(
-                        answer_to,
-                        Err(RequestError::Invalid(format!(
-                            "cannot encode the message: {e}"
-                        ))),
-                    );
+                    let why = format!("cannot encode the message: {e}");
+                    self.finish(answer_to, Err(RequestError::Invalid(why)));
                     return;
                 }
             }
         }
-        let token = self.next_token;
-        self.next_token += 1;
         let heads = records.iter().map(|r| r.head.len()).collect();
         let (events, bodies): (Vec<Event>, Vec<Bytes>) = events.into_iter().unzip();
         for id in &touched {
             self.busy.insert(id.clone());
         }
-        self.pending.insert(
-            token,
-            Pending {
-                events,
-                heads,
-                bodies,
-                touched,
-                answer: answer_to,
-            },
-        );
-        let me = myself.clone();
+        self.group.push(Op {
+            events,
+            heads,
+            bodies,
+            records,
+            touched,
+            answer: answer_to,
+        });
+        if !self.grouping {
+            self.flush(myself).await;
+        }
+    }
+
+    /// Submits the gathered operations as one batch with one completion.
+    async fn flush(&mut self, myself: &ActorRef<PartitionMsg>) {
+        if self.group.is_empty() {
+            return;
+        }
+        let mut ops = std::mem::take(&mut self.group);
+        let token = self.next_token;
+        self.next_token += 1;
+        let mut records = Vec::with_capacity(ops.iter().map(|o| o.records.len()).sum());
         // Creates owned by another partition (non-delivery reports) are
         // forwarded from the completion itself, so they reach their owner
         // even if this actor dies before it handles `Durable`.
-        let pend = &self.pending[&token];
-        let foreign: Vec<(usize, u32, Event, usize, u32)> = pend
-            .events
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| match e {
-                Event::Create { envelope, .. } => {
+        let mut foreign: Vec<(usize, u32, Event, usize, u32)> = Vec::new();
+        for op in &mut ops {
+            for (i, event) in op.events.iter().enumerate() {
+                if let Event::Create { envelope, .. } = event {
                     let owner = self.shared.map.partition_of(&envelope.recipient).0;
-                    (owner != self.index).then(|| {
-                        (
-                            i,
+                    if owner != self.index {
+                        let at = records.len() + i;
+                        foreign.push((
+                            at,
                             owner,
-                            e.clone(),
-                            pend.heads[i],
-                            pend.bodies[i].len() as u32,
-                        )
-                    })
+                            event.clone(),
+                            op.heads[i],
+                            op.bodies[i].len() as u32,
+                        ));
+                    }
                 }
-                _ => None,
-            })
-            .collect();
+            }
+            records.append(&mut op.records);
+        }
+        self.pending.insert(token, Pending { ops });
+        let me = myself.clone();
         let fwd_shared = Arc::clone(&self.shared);
         let rt = tokio::runtime::Handle::current();
         let done = Box::new(move |result: AppendResult| {
@@ -413,13 +473,16 @@ impl PartitionState {
                 }
             }
             // If this actor has died meanwhile, its replacement rebuilds
-            // from the log; the caller sees OUTCOME_UNKNOWN.
+            // from the log; the callers see OUTCOME_UNKNOWN.
             let _ = me.cast(PartitionMsg::Durable { token, result });
         });
         if let Err(e) = self.shared.sink.submit(records, done).await {
             if let Some(p) = self.pending.remove(&token) {
-                self.release(myself, &p.touched);
-                self.finish(p.answer, Err(e.into()));
+                let err: RequestError = e.into();
+                for op in p.ops {
+                    self.release(myself, &op.touched);
+                    self.finish(op.answer, Err(err.clone()));
+                }
             }
         }
     }
@@ -436,44 +499,54 @@ impl PartitionState {
         let appended = match result {
             Ok(appended) => appended,
             Err(e) => {
-                self.release(myself, &p.touched);
-                self.finish(p.answer, Err(e.into()));
+                let err: RequestError = e.into();
+                for op in p.ops {
+                    self.release(myself, &op.touched);
+                    self.finish(op.answer, Err(err.clone()));
+                }
                 return Ok(());
             }
         };
-        let mut accepted = Vec::new();
-        for (i, app) in appended.iter().enumerate() {
-            let (Some(event), Some(body), Some(head)) =
-                (p.events.get(i), p.bodies.get(i), p.heads.get(i))
-            else {
-                return Err("the log answered more records than were sent".into());
-            };
-            let body_loc = ChunkLoc {
-                segment: app.location.segment,
-                offset: app.location.offset + *head as u64,
-                len: body.len() as u32,
-            };
-            if let Event::Create { envelope, .. } = event {
-                let owner = self.shared.map.partition_of(&envelope.recipient).0;
-                if owner != self.index {
-                    continue; // forwarded by the completion callback
-                }
-            }
-            let applied = self
-                .store
-                .apply(app.seq, app.location, event, body, body_loc)
-                .map_err(|e| format!("durable event {} does not apply ({e}); rebuilding partition {} from the log", app.seq, self.index))?;
-            self.after_apply(event, applied, &mut accepted);
+        let expected: usize = p.ops.iter().map(|o| o.events.len()).sum();
+        if appended.len() != expected {
+            return Err(format!(
+                "the log answered {} records for {expected} sent",
+                appended.len()
+            )
+            .into());
         }
-        self.release(myself, &p.touched);
-        let result = match &p.answer {
-            Answer::Send { id, .. } | Answer::Chunk { id, .. } => match self.store.get(id) {
-                Some(_) => Ok(()),
-                None => Err(RequestError::Store(StoreError::NotFound(id.clone()))),
-            },
-            _ => Ok(()),
-        };
-        self.finish(p.answer, result);
+        let mut accepted = Vec::new();
+        let mut durable = appended.iter();
+        for op in p.ops {
+            for ((event, body), head) in op.events.iter().zip(&op.bodies).zip(&op.heads) {
+                let Some(app) = durable.next() else {
+                    return Err("the log answered fewer records than were sent".into());
+                };
+                if let Event::Create { envelope, .. } = event {
+                    if self.shared.map.partition_of(&envelope.recipient).0 != self.index {
+                        continue; // forwarded by the completion callback
+                    }
+                }
+                let body_loc = ChunkLoc {
+                    segment: app.location.segment,
+                    offset: app.location.offset + *head as u64,
+                    len: body.len() as u32,
+                };
+                let applied = self.store.apply(app.seq, app.location, event, body, body_loc).map_err(|e| {
+                    format!("durable event {} does not apply ({e}); rebuilding partition {} from the log", app.seq, self.index)
+                })?;
+                self.after_apply(event, applied, &mut accepted);
+            }
+            self.release(myself, &op.touched);
+            let result = match &op.answer {
+                Answer::Send { id, .. } | Answer::Chunk { id, .. } => match self.store.get(id) {
+                    Some(_) => Ok(()),
+                    None => Err(RequestError::Store(StoreError::NotFound(id.clone()))),
+                },
+                _ => Ok(()),
+            };
+            self.finish(op.answer, result);
+        }
         self.notify(&accepted);
         Ok(())
     }

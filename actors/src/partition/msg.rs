@@ -110,6 +110,8 @@ pub enum PartitionMsg {
         /// Where to answer.
         reply: Reply<u64>,
     },
+    /// Drain the ingress queue (requests from the node handle).
+    Drain,
     /// A logged batch became durable (or failed): apply and answer.
     Durable {
         /// Which pending operation.
@@ -135,6 +137,7 @@ impl std::fmt::Debug for PartitionMsg {
             PartitionMsg::Subscribe { .. } => "Subscribe",
             PartitionMsg::Durable { .. } => "Durable",
             PartitionMsg::Carry { .. } => "Carry",
+            PartitionMsg::Drain => "Drain",
             PartitionMsg::LiveBytes { .. } => "LiveBytes",
             #[cfg(feature = "fault-injection")]
             PartitionMsg::Panic => "Panic",

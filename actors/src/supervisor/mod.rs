@@ -159,6 +159,7 @@ impl Actor for NodeSupervisor {
                             .children
                             .insert(actor.get_id(), ChildKind::Partition(index));
                         state.shared.set_partition(index, Some(actor));
+                        state.shared.wake_fresh(index);
                         tracing::info!(
                             partition = index,
                             "partition rebuilt from the log and restarted"
@@ -293,6 +294,11 @@ impl SupervisorState {
         metrics::counter!("spine_node_failures_total").increment(1);
         let _ = self.shared.failed.set(reason.clone());
         self.shared.accepting.store(false, Ordering::Release);
+        // Requests still queued will never be served: drop them, which
+        // answers their callers (they then see the failure).
+        for ingress in &self.shared.ingress {
+            while ingress.rx.try_recv().is_ok() {}
+        }
         self.shared.failure.notify_waiters();
         myself.stop(Some(reason));
     }
