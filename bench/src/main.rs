@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod node_bench;
 mod report;
 mod wal_bench;
 
@@ -26,11 +27,14 @@ struct Cli {
 enum Command {
     /// Group-commit WAL throughput and append-to-durable latency, beside raw write+fdatasync.
     Wal(wal_bench::WalArgs),
+    /// In-process sends through a node: durable, memory-only, and the raw WAL figure.
+    Node(node_bench::NodeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Wal(args) => wal_bench::run(args),
+        Command::Node(args) => node_bench::run(args),
     }
 }

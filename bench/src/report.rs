@@ -44,3 +44,11 @@ pub fn median(values: &[f64]) -> f64 {
 pub fn latency_histogram() -> anyhow::Result<Histogram<u64>> {
     Ok(Histogram::new_with_bounds(1, 60_000_000, 3)?)
 }
+
+/// A histogram for microsecond latencies up to one minute at two
+/// significant figures (1 % resolution): 20 KB instead of 139 KB, for
+/// loads with hundreds of tasks each holding one, where the larger one
+/// costs cache misses on every record.
+pub fn compact_latency_histogram() -> anyhow::Result<Histogram<u64>> {
+    Ok(Histogram::new_with_bounds(1, 60_000_000, 2)?)
+}

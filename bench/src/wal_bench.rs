@@ -49,15 +49,49 @@ pub struct WalArgs {
     json: Option<PathBuf>,
 }
 
-#[derive(Debug, Serialize)]
-struct Round {
-    records_per_s: f64,
-    mb_per_s: f64,
-    avg_batch_records: f64,
-    fsyncs_per_s: f64,
-    raw_mb_per_s: f64,
-    raw_fsyncs_per_s: f64,
-    latency_us: Latency,
+/// One WAL measurement (plus, for `spine-bench wal`, its raw baseline).
+#[derive(Debug, Clone, Serialize)]
+pub struct Round {
+    pub records_per_s: f64,
+    pub mb_per_s: f64,
+    pub avg_batch_records: f64,
+    pub fsyncs_per_s: f64,
+    pub raw_mb_per_s: f64,
+    pub raw_fsyncs_per_s: f64,
+    pub latency_us: Latency,
+}
+
+/// The load of one WAL round: `in_flight` tasks, each appending one
+/// `size`-byte record and awaiting it before the next, for `seconds`,
+/// through a `WalWriter` configured with `wal` and `writer`.
+#[derive(Debug, Clone)]
+pub struct WalLoad {
+    pub in_flight: usize,
+    pub size: usize,
+    pub seconds: f64,
+    pub wal: WalConfig,
+    pub writer: WriterConfig,
+}
+
+impl WalLoad {
+    /// The settings `spine-bench wal` has always used: large segments and
+    /// batches, so neither rotation nor a batch cap is what is measured.
+    fn from_args(args: &WalArgs) -> WalLoad {
+        WalLoad {
+            in_flight: args.writers * args.window,
+            size: args.size,
+            seconds: args.seconds,
+            wal: WalConfig {
+                segment_bytes: 256 << 20,
+                max_record_bytes: 16 << 20,
+                max_batch_records: 8192,
+            },
+            writer: WriterConfig {
+                max_in_flight: 1 << 20,
+                max_batch_bytes: 16 << 20,
+            },
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -102,20 +136,19 @@ pub fn run(args: WalArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     if args.warmup > 0.0 {
-        let warm = WalArgs {
+        let warm = WalLoad {
             seconds: args.warmup,
-            json: None,
-            dir: None,
-            ..args.clone()
+            ..WalLoad::from_args(&args)
         };
         let dir = work.path().join("warmup");
         runtime.block_on(wal_round(&warm, dir.clone()))?;
         std::fs::remove_dir_all(&dir).ok();
     }
+    let load = WalLoad::from_args(&args);
     let mut rounds = Vec::new();
     for round in 0..args.rounds {
         let dir = work.path().join(format!("round-{round}"));
-        let wal = runtime.block_on(wal_round(&args, dir.clone()))?;
+        let wal = runtime.block_on(wal_round(&load, dir.clone()))?;
         std::fs::remove_dir_all(&dir).ok();
         let batch_bytes =
             (wal.avg_batch_records * (args.size + RECORD_HEADER_LEN) as f64).max(1.0) as usize;
@@ -178,27 +211,19 @@ pub fn run(args: WalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wal_round(args: &WalArgs, dir: PathBuf) -> anyhow::Result<Round> {
+/// Runs `load` against a fresh log in `dir` (which the caller removes).
+/// The raw fields of the result are left at zero. Shared by `spine-bench
+/// wal` and `spine-bench node` (its raw WAL figure).
+pub async fn wal_round(load: &WalLoad, dir: PathBuf) -> anyhow::Result<Round> {
     let storage = FileStorage::open(&dir)?;
-    let config = WalConfig {
-        segment_bytes: 256 << 20,
-        max_record_bytes: 16 << 20,
-        max_batch_records: 8192,
-    };
-    let (wal, _) = Wal::open(storage, config, |_| Ok(()))?;
-    let writer = WalWriter::start(
-        wal,
-        WriterConfig {
-            max_in_flight: 1 << 20,
-            max_batch_bytes: 16 << 20,
-        },
-    )?;
+    let (wal, _) = Wal::open(storage, load.wal.clone(), |_| Ok(()))?;
+    let writer = WalWriter::start(wal, load.writer.clone())?;
     let handle = writer.handle();
-    let payload = Bytes::from(vec![0x5a; args.size]);
-    let deadline = Instant::now() + Duration::from_secs_f64(args.seconds);
+    let payload = Bytes::from(vec![0x5a; load.size]);
+    let deadline = Instant::now() + Duration::from_secs_f64(load.seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..args.writers * args.window {
+    for _ in 0..load.in_flight {
         let handle = handle.clone();
         let payload = payload.clone();
         tasks.push(tokio::spawn(async move {
@@ -224,7 +249,7 @@ async fn wal_round(args: &WalArgs, dir: PathBuf) -> anyhow::Result<Round> {
     let batches = handle.stats().batches.load(Ordering::Relaxed).max(1);
     drop(handle);
     writer.shutdown();
-    let disk_bytes = records as f64 * (args.size + RECORD_HEADER_LEN) as f64;
+    let disk_bytes = records as f64 * (load.size + RECORD_HEADER_LEN) as f64;
     Ok(Round {
         records_per_s: records as f64 / elapsed,
         mb_per_s: disk_bytes / elapsed / 1e6,
