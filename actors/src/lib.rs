@@ -15,5 +15,5 @@ pub mod partition;
 pub mod service;
 pub mod supervisor;
 pub mod system;
-pub mod wal_actor;
 pub mod wal;
+pub mod wal_actor;

@@ -122,7 +122,9 @@ impl Shared {
     /// its predecessor may have died with it, so the flag is cleared first.
     pub(crate) fn wake_fresh(&self, index: u32) {
         if let Some(ingress) = self.ingress.get(index as usize) {
-            ingress.scheduled.store(false, std::sync::atomic::Ordering::Release);
+            ingress
+                .scheduled
+                .store(false, std::sync::atomic::Ordering::Release);
         }
         self.wake(index);
     }
