@@ -640,3 +640,32 @@ fn rss_mb(field: &str) -> Option<f64> {
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_generated_directory_lets_any_mailbox_send_to_any_other() {
+        let directory = generated_directory(25).unwrap();
+        let ids = mailbox_ids(25).unwrap();
+        let workflow = WorkflowId::parse(WORKFLOW).unwrap();
+        assert_eq!(directory.len(), 25);
+        for from in &ids {
+            for to in &ids {
+                directory.check_send(from, to, &workflow).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn process_and_machine_cpu_readings_are_sane_on_linux() {
+        if !cfg!(target_os = "linux") {
+            return;
+        }
+        let ours = process_cpu_seconds().unwrap();
+        let machine = machine_busy_seconds().unwrap();
+        assert!(ours >= 0.0 && machine >= ours);
+        assert!(rss_mb("VmRSS:").unwrap() > 0.0);
+    }
+}
