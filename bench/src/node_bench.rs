@@ -24,7 +24,8 @@
 //! keeps only metadata in memory for a durable message (the body is on
 //! disk); the memory-only node keeps the body too, but every send shares
 //! one `Bytes`, so it holds a reference, not a copy. Peak RSS per
-//! measurement is reported so growth stays visible.
+//! measurement is reported so growth stays visible, and a measurement ends
+//! early (flagged) if resident memory passes `--max-rss-mb`.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -82,6 +83,12 @@ pub struct NodeArgs {
     /// Write the JSON result here too.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Ends a measurement early (flagged `stopped_early`) once the
+    /// process's resident memory passes this many MB: the node keeps every
+    /// message's metadata (~1.2 KB) for as long as it runs. Default: the
+    /// RSS at start plus half the memory then available.
+    #[arg(long)]
+    max_rss_mb: Option<f64>,
 }
 
 /// One run of the send load against one node.
@@ -118,6 +125,8 @@ struct Measurement {
     /// Seconds from the end of `shutdown()` until the process was idle
     /// (the node freeing its state); not part of the measurement.
     settle_s: f64,
+    /// The memory limit (`--max-rss-mb`) ended this measurement early.
+    stopped_early: bool,
 }
 
 /// The raw WAL figure of a round.
@@ -151,6 +160,7 @@ struct Config {
     rounds: usize,
     warmup: f64,
     worker_threads: usize,
+    max_rss_mb: Option<f64>,
     dir: PathBuf,
     storage: StorageConfig,
 }
@@ -187,6 +197,7 @@ struct Plan {
     senders: usize,
     partitions: u32,
     seconds: f64,
+    max_rss_mb: Option<f64>,
 }
 
 pub fn run(args: NodeArgs) -> anyhow::Result<()> {
@@ -212,7 +223,12 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         .prefix("spine-bench-node-")
         .tempdir_in(&base)
         .with_context(|| format!("creating a scratch directory in {}", base.display()))?;
+    let max_rss_mb = args.max_rss_mb.or_else(|| {
+        let available = meminfo_mb("MemAvailable:")?;
+        Some(rss_mb("VmRSS:").unwrap_or(0.0) + available / 2.0)
+    });
     let plan = Plan {
+        max_rss_mb,
         directory: Arc::new(generated_directory(args.mailboxes)?),
         mailboxes: Arc::new(mailbox_ids(args.mailboxes)?),
         workflow: WorkflowId::parse(WORKFLOW)?,
@@ -333,6 +349,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
             rounds: args.rounds,
             warmup: args.warmup,
             worker_threads: WORKER_THREADS,
+            max_rss_mb,
             dir: base,
             storage: storage_config(PathBuf::new()),
         },
@@ -499,7 +516,13 @@ async fn send_load(node: &NodeHandle, plan: &Plan) -> anyhow::Result<Measurement
     let (cpu_at_start, busy_at_start) = (process_cpu_seconds(), machine_busy_seconds());
     let deadline = Instant::now() + Duration::from_secs_f64(plan.seconds);
     let sampling = Arc::new(AtomicBool::new(true));
-    let sampler = tokio::spawn(sample_queues(node.clone(), Arc::clone(&sampling)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = tokio::spawn(sample_queues(
+        node.clone(),
+        Arc::clone(&sampling),
+        plan.max_rss_mb,
+        Arc::clone(&stop),
+    ));
     let started = Instant::now();
     let m = plan.mailboxes.len();
     let mut tasks = Vec::with_capacity(plan.senders);
@@ -508,13 +531,14 @@ async fn send_load(node: &NodeHandle, plan: &Plan) -> anyhow::Result<Measurement
         let mailboxes = Arc::clone(&plan.mailboxes);
         let workflow = plan.workflow.clone();
         let body = plan.body.clone();
+        let stop = Arc::clone(&stop);
         tasks.push(tokio::spawn(async move {
             let mut hist = compact_latency_histogram()?;
             let sender = mailboxes[i % m].clone();
             // Spread the senders' starting recipients over the directory.
             let mut to = (i * 7919 + 1) % m;
             let mut count = 0u64;
-            while Instant::now() < deadline {
+            while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
                 let req = SendRequest::simple(
                     sender.clone(),
                     mailboxes[to].clone(),
@@ -554,6 +578,13 @@ async fn send_load(node: &NodeHandle, plan: &Plan) -> anyhow::Result<Measurement
     if let Some(e) = failure {
         return Err(e);
     }
+    let stopped_early = stop.load(Ordering::Acquire);
+    if stopped_early {
+        eprintln!(
+            "warning: stopped after {elapsed:.1} s: resident memory passed --max-rss-mb {:.0}",
+            plan.max_rss_mb.unwrap_or(0.0)
+        );
+    }
     Ok(Measurement {
         msgs_per_s: messages as f64 / elapsed,
         messages,
@@ -570,17 +601,33 @@ async fn send_load(node: &NodeHandle, plan: &Plan) -> anyhow::Result<Measurement
         disk_bytes_per_msg: None,
         other_cores,
         settle_s: 0.0,
+        stopped_early,
     })
 }
 
 /// Samples queue depths every 10 ms while `running`; answers the means.
-async fn sample_queues(node: NodeHandle, running: Arc<AtomicBool>) -> (f64, f64) {
+/// Every 100 ms it also checks resident memory against `max_rss_mb` and
+/// sets `stop` once it is passed.
+async fn sample_queues(
+    node: NodeHandle,
+    running: Arc<AtomicBool>,
+    max_rss_mb: Option<f64>,
+    stop: Arc<AtomicBool>,
+) -> (f64, f64) {
     let (mut partitions, mut wal, mut samples) = (0usize, 0usize, 0usize);
     while running.load(Ordering::Acquire) {
         let depths = node.queue_depths();
         partitions += depths.partitions.iter().sum::<usize>();
         wal += depths.wal_in_flight;
         samples += 1;
+        if samples % 10 == 0 {
+            let over = max_rss_mb
+                .zip(rss_mb("VmRSS:"))
+                .is_some_and(|(limit, rss)| rss > limit);
+            if over {
+                stop.store(true, Ordering::Release);
+            }
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let n = samples.max(1) as f64;
@@ -632,6 +679,15 @@ fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
+/// A figure of the machine's memory in MB (Linux `/proc/meminfo`, e.g.
+/// `MemAvailable:`).
+fn meminfo_mb(field: &str) -> Option<f64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with(field))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
 /// A memory figure of this process in MB: `VmRSS:` (now) or `VmHWM:`
 /// (peak since the last reset), from Linux's `/proc/self/status`.
 fn rss_mb(field: &str) -> Option<f64> {
@@ -667,5 +723,6 @@ mod tests {
         let machine = machine_busy_seconds().unwrap();
         assert!(ours >= 0.0 && machine >= ours);
         assert!(rss_mb("VmRSS:").unwrap() > 0.0);
+        assert!(meminfo_mb("MemAvailable:").unwrap() > 0.0);
     }
 }
