@@ -64,13 +64,9 @@ fn write_log_at(dir: &Path, n: usize, now: Timestamp) -> anyhow::Result<Expected
                body: Bytes|
      -> anyhow::Result<()> {
         let rec = ev.to_record(body.clone()).map_err(anyhow::Error::msg)?;
-        let head = rec.head.len() as u64;
+        let head = rec.head.len();
         let app = wal.append_batch(&[rec])?.pop().context("appended")?;
-        let loc = ChunkLoc {
-            segment: app.location.segment,
-            offset: app.location.offset + head,
-            len: body.len() as u32,
-        };
+        let loc = ChunkLoc::body_of(app.location, head, body.len());
         store.apply(app.seq, app.location, &ev, &body, loc)?;
         Ok(())
     };

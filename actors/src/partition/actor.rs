@@ -462,11 +462,7 @@ impl PartitionState {
             if let Ok(appended) = &result {
                 for (i, owner, event, head, len) in foreign {
                     if let Some(app) = appended.get(i) {
-                        let body_loc = ChunkLoc {
-                            segment: app.location.segment,
-                            offset: app.location.offset + head as u64,
-                            len,
-                        };
+                        let body_loc = ChunkLoc::body_of(app.location, head, len as usize);
                         let _rt = rt.enter(); // forward may spawn a retry task
                         forward(&fwd_shared, owner, app.seq, app.location, event, body_loc);
                     }
@@ -527,11 +523,7 @@ impl PartitionState {
                         continue; // forwarded by the completion callback
                     }
                 }
-                let body_loc = ChunkLoc {
-                    segment: app.location.segment,
-                    offset: app.location.offset + *head as u64,
-                    len: body.len() as u32,
-                };
+                let body_loc = ChunkLoc::body_of(app.location, *head, body.len());
                 let applied = self.store.apply(app.seq, app.location, event, body, body_loc).map_err(|e| {
                     format!("durable event {} does not apply ({e}); rebuilding partition {} from the log", app.seq, self.index)
                 })?;

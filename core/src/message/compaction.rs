@@ -188,12 +188,7 @@ fn flush<S: Storage>(
 ) -> Result<(), WalError> {
     let appended = wal.append_batch(batch)?;
     for ((rec, ev), app) in batch.iter().zip(events.iter()).zip(appended) {
-        let body_start = rec.head.len() as u64;
-        let body_loc = ChunkLoc {
-            segment: app.location.segment,
-            offset: app.location.offset + body_start,
-            len: rec.body.len() as u32,
-        };
+        let body_loc = ChunkLoc::body_of(app.location, rec.head.len(), rec.body.len());
         store
             .apply(app.seq, app.location, ev, &rec.body, body_loc)
             .map_err(|e| WalError::InvalidBatch(format!("compaction record did not apply: {e}")))?;

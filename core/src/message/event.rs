@@ -69,6 +69,18 @@ pub struct ChunkLoc {
     pub len: u32,
 }
 
+impl ChunkLoc {
+    /// Where the body of a record lies: `head_len` bytes into the record's
+    /// payload at `payload`, `body_len` bytes long.
+    pub fn body_of(payload: RecordLocation, head_len: usize, body_len: usize) -> ChunkLoc {
+        ChunkLoc {
+            segment: payload.segment,
+            offset: payload.offset + head_len as u64,
+            len: body_len as u32,
+        }
+    }
+}
+
 impl From<ChunkLoc> for RecordLocation {
     fn from(c: ChunkLoc) -> RecordLocation {
         RecordLocation {
@@ -240,11 +252,7 @@ impl Event {
             ));
         }
         let body = payload.slice(body_start..);
-        let body_loc = ChunkLoc {
-            segment: location.segment,
-            offset: location.offset + body_start as u64,
-            len: body.len() as u32,
-        };
+        let body_loc = ChunkLoc::body_of(location, body_start, body.len());
         Ok((event, body, body_loc))
     }
 

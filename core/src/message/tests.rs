@@ -87,11 +87,7 @@ impl Harness {
         let appended = self.wal.append_batch(&records).unwrap();
         let mut out = Vec::new();
         for (((event, body), rec), app) in events.iter().zip(&records).zip(appended) {
-            let body_loc = ChunkLoc {
-                segment: app.location.segment,
-                offset: app.location.offset + rec.head.len() as u64,
-                len: body.len() as u32,
-            };
+            let body_loc = ChunkLoc::body_of(app.location, rec.head.len(), body.len());
             out.push(
                 self.store
                     .apply(app.seq, app.location, event, body, body_loc)
