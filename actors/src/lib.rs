@@ -9,6 +9,7 @@
 //! emits.
 
 pub mod expiry;
+pub mod memory;
 pub mod metrics;
 pub mod node;
 pub mod partition;

@@ -89,6 +89,10 @@ pub struct NodeArgs {
     /// RSS at start plus half the memory then available.
     #[arg(long)]
     max_rss_mb: Option<f64>,
+    /// Let the heap use transparent huge pages, as `spine serve
+    /// --huge-pages` does (default off, as `spine serve`'s default).
+    #[arg(long)]
+    huge_pages: bool,
 }
 
 /// One run of the send load against one node.
@@ -161,6 +165,7 @@ struct Config {
     warmup: f64,
     worker_threads: usize,
     max_rss_mb: Option<f64>,
+    huge_pages: bool,
     dir: PathBuf,
     storage: StorageConfig,
 }
@@ -218,6 +223,8 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         (1..=4096).contains(&args.partitions),
         "--partitions must be 1 to 4096"
     );
+    spine_actors::memory::set_transparent_huge_pages(args.huge_pages)
+        .context("setting the transparent-huge-pages flag")?;
     let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     let work = tempfile::Builder::new()
         .prefix("spine-bench-node-")
@@ -350,6 +357,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
             warmup: args.warmup,
             worker_threads: WORKER_THREADS,
             max_rss_mb,
+            huge_pages: args.huge_pages,
             dir: base,
             storage: storage_config(PathBuf::new()),
         },

@@ -529,7 +529,7 @@ mod tests {
         Envelope {
             message_type: MessageType::Report,
             total_chunks: 0,
-            linked_message_id: Some(original.message_id.clone()),
+            linked_message_id: Some(original.message_id),
             report: Some(ReportStatus {
                 code: "14".into(),
                 event: "SEND".into(),

@@ -26,7 +26,7 @@ use std::fmt;
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-use crate::ids::MailboxId;
+use crate::ids::{IdTag, MailboxId, MessageId};
 use crate::ErrorCode;
 
 /// Seed for the partition key hash (ASCII "SPINEPT1"). Never change it: doing
@@ -105,6 +105,20 @@ impl PartitionMap {
     /// All partition ids, in order.
     pub fn partition_ids(&self) -> impl Iterator<Item = PartitionId> {
         (0..self.partitions).map(PartitionId)
+    }
+
+    /// The tag for ids of messages to `mailbox`: an id issued with it
+    /// names `mailbox`'s partition (see [`PartitionMap::hinted_by`]).
+    pub fn id_tag(&self, mailbox: &MailboxId) -> IdTag {
+        IdTag::new(self.partitions, self.partition_of(mailbox).0).unwrap_or(IdTag::NONE)
+    }
+
+    /// The partition an id's tag names. It owns the message whenever the
+    /// id was issued with [`PartitionMap::id_tag`] under this partition
+    /// count; ids issued otherwise (an earlier partition count) must be
+    /// looked up elsewhere. Always `< partition_count()`.
+    pub fn hinted_by(&self, id: &MessageId) -> PartitionId {
+        PartitionId(IdTag::of(id, self.partitions))
     }
 
     /// The partition that owns `mailbox`. Always `< partition_count()`.
@@ -282,6 +296,23 @@ mod tests {
         let all: Vec<u32> = map.partition_ids().map(|p| p.0).collect();
         assert_eq!(all, vec![0, 1, 2, 3, 4]);
         assert_eq!(map.partition_count(), 5);
+    }
+
+    #[test]
+    fn tagged_ids_name_their_partition() {
+        use crate::random::SeededRandom;
+        use crate::time::Timestamp;
+        let map = PartitionMap::new(7).unwrap();
+        let mut g = crate::ids::MessageIdGenerator::new();
+        let mut rng = SeededRandom::new(3);
+        for name in ["X26ABC1", "X26ABC2", "ALICE", "B", "LONG_MAILBOX_ID_1"] {
+            let mb = MailboxId::parse(name).unwrap();
+            let id = g
+                .next_tagged(Timestamp::from_micros(1), &mut rng, map.id_tag(&mb))
+                .unwrap();
+            assert_eq!(map.hinted_by(&id), map.partition_of(&mb), "{name}");
+            assert!(map.hinted_by(&id).0 < 7);
+        }
     }
 
     proptest! {

@@ -67,7 +67,7 @@ fn write_log_at(dir: &Path, n: usize, now: Timestamp) -> anyhow::Result<Expected
         let head = rec.head.len();
         let app = wal.append_batch(&[rec])?.pop().context("appended")?;
         let loc = ChunkLoc::body_of(app.location, head, body.len());
-        store.apply(app.seq, app.location, &ev, &body, loc)?;
+        store.apply(app.seq, app.location, ev, &body, loc)?;
         Ok(())
     };
     let mut envelope =
@@ -97,7 +97,7 @@ fn write_log_at(dir: &Path, n: usize, now: Timestamp) -> anyhow::Result<Expected
     for i in 0..n {
         let to = if i % 2 == 0 { "X26ABC2" } else { "X26ABC3" };
         let env = envelope(to, 1, &mut ids)?;
-        let id = env.message_id.clone();
+        let id = env.message_id;
         let SendCheck::New(ev) = store.check_send(env, None)? else {
             anyhow::bail!("duplicate")
         };

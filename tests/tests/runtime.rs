@@ -309,7 +309,7 @@ async fn check_inboxes(node: &NodeHandle, boxes: &[MailboxId], acked: &Acked) {
     let mut found: BTreeMap<String, Vec<(MailboxId, MessageId)>> = BTreeMap::new();
     for m in boxes {
         for view in inbox(node, m).await {
-            let id = view.envelope.message_id.clone();
+            let id = view.envelope.message_id;
             let body = download(node, m, &id, 1).await;
             let key = key_of(&body);
             assert_eq!(body, body_for(&key), "bytes of {id} ({key}) differ");
@@ -328,7 +328,7 @@ async fn check_inboxes(node: &NodeHandle, boxes: &[MailboxId], acked: &Acked) {
         let copies = found
             .get(key)
             .unwrap_or_else(|| panic!("acknowledged {key} ({id} to {to}) is missing"));
-        assert_eq!(&copies[0], &(to.clone(), id.clone()), "key {key}");
+        assert_eq!(&copies[0], &(to.clone(), *id), "key {key}");
     }
     assert_eq!(
         found.len(),
@@ -920,7 +920,7 @@ async fn log_failure_is_fatal_but_reads_and_restart_work(fail: fn(bool)) {
         .unwrap();
         acked.insert(key, (to.clone(), out.message_id));
     }
-    let first = acked.values().next().unwrap().1.clone();
+    let first = acked.values().next().unwrap().1;
     within("ack", node.acknowledge(&to, &first)).await.unwrap();
     // A chunked upload in progress when the disk dies.
     let mut chunked = request(&from, &to, Some("chunked"), body_for("c1"));
@@ -972,7 +972,7 @@ async fn log_failure_is_fatal_but_reads_and_restart_work(fail: fn(bool)) {
             "NODE_LOG_FAILED",
         );
     }
-    let second = acked.values().nth(1).unwrap().1.clone();
+    let second = acked.values().nth(1).unwrap().1;
     assert_code(
         "ack",
         within("ack", node.acknowledge(&to, &second)).await,
@@ -999,7 +999,7 @@ async fn log_failure_is_fatal_but_reads_and_restart_work(fail: fn(bool)) {
     let listed: Vec<MessageId> = inbox(&node, &to)
         .await
         .into_iter()
-        .map(|m| m.envelope.message_id.clone())
+        .map(|m| m.envelope.message_id)
         .collect();
     for (key, (_, id)) in &waiting {
         assert!(listed.contains(id), "{key} not listed after the log failed");
@@ -1231,7 +1231,7 @@ async fn inbox_order_is_acceptance_order_under_concurrent_senders() {
     let pos: BTreeMap<MessageId, usize> = listed
         .iter()
         .enumerate()
-        .map(|(i, m)| (m.envelope.message_id.clone(), i))
+        .map(|(i, m)| (m.envelope.message_id, i))
         .collect();
     // Order keys strictly increase down the inbox.
     for w in listed.windows(2) {
@@ -1272,20 +1272,13 @@ async fn inbox_order_is_acceptance_order_under_concurrent_senders() {
             .await
             .unwrap();
         assert_eq!(page.total, TASKS * EACH);
-        paged.extend(
-            page.messages
-                .into_iter()
-                .map(|m| m.envelope.message_id.clone()),
-        );
+        paged.extend(page.messages.into_iter().map(|m| m.envelope.message_id));
         match page.next {
             Some(n) => after = Some(n),
             None => break,
         }
     }
-    let all: Vec<MessageId> = listed
-        .iter()
-        .map(|m| m.envelope.message_id.clone())
-        .collect();
+    let all: Vec<MessageId> = listed.iter().map(|m| m.envelope.message_id).collect();
     assert_eq!(paged, all);
     // And the same order after a restart.
     shutdown(&node).await;
@@ -1293,7 +1286,7 @@ async fn inbox_order_is_acceptance_order_under_concurrent_senders() {
     let again: Vec<MessageId> = inbox(&node, &to)
         .await
         .into_iter()
-        .map(|m| m.envelope.message_id.clone())
+        .map(|m| m.envelope.message_id)
         .collect();
     assert_eq!(again, all);
     shutdown(&node).await;
@@ -1325,7 +1318,7 @@ async fn acknowledge_is_idempotent() {
     let mut tasks = Vec::new();
     for id in [&a, &b, &b, &a, &b, &b, &b, &a, &b, &b] {
         let node = node.clone();
-        let (to, id) = (to.clone(), id.clone());
+        let (to, id) = (to.clone(), *id);
         tasks.push(tokio::spawn(
             async move { node.acknowledge(&to, &id).await },
         ));
@@ -1370,6 +1363,55 @@ async fn acknowledge_is_idempotent() {
     shutdown(&node).await;
 }
 
+/// Message ids name their owning partition, so look-ups need no index;
+/// after a restart with another partition count the ids no longer do, and
+/// every message must still be found, downloaded and acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn messages_are_found_after_restart_with_another_partition_count() {
+    let _serial = serial().await;
+    let mut h = Harness::new(runtime());
+    let node = h.start().await;
+    let boxes = mailboxes(12);
+    let mut sent = Vec::new();
+    for (i, to) in boxes.iter().enumerate() {
+        let from = &boxes[(i + 1) % boxes.len()];
+        let key = format!("m{i}");
+        let out = within("send", node.send(request(from, to, None, body_for(&key))))
+            .await
+            .unwrap();
+        sent.push((from.clone(), to.clone(), out.message_id, key));
+    }
+    shutdown(&node).await;
+    for partitions in [3, 1, 7] {
+        h.runtime.partitions = partitions;
+        let node = h.start().await;
+        for (from, to, id, key) in &sent {
+            let view = within("track", node.track(from, id)).await.unwrap();
+            assert_eq!(&view.envelope.recipient, to);
+            assert_eq!(key_of(&download(&node, to, id, 1).await), *key);
+        }
+        // New sends on this partition count are found too.
+        let (from, to) = (&boxes[0], &boxes[5]);
+        let fresh = within(
+            "send",
+            node.send(request(from, to, None, body_for("fresh"))),
+        )
+        .await
+        .unwrap()
+        .message_id;
+        assert_eq!(key_of(&download(&node, to, &fresh, 1).await), "fresh");
+        within("ack", node.acknowledge(to, &fresh)).await.unwrap();
+        shutdown(&node).await;
+    }
+    let node = h.start().await;
+    for (from, to, id, _) in &sent {
+        within("ack", node.acknowledge(to, id)).await.unwrap();
+        let view = within("track", node.track(from, id)).await.unwrap();
+        assert_eq!(view.status, MessageStatus::Acknowledged);
+    }
+    shutdown(&node).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_sends_with_one_idempotency_key_make_one_message() {
     let _serial = serial().await;
@@ -1386,7 +1428,7 @@ async fn concurrent_sends_with_one_idempotency_key_make_one_message() {
     for t in tasks {
         outcomes.push(within("send", t).await.unwrap().unwrap());
     }
-    let id = outcomes[0].message_id.clone();
+    let id = outcomes[0].message_id;
     assert!(outcomes.iter().all(|o| o.message_id == id), "{outcomes:?}");
     assert_eq!(
         outcomes.iter().filter(|o| !o.duplicate).count(),
@@ -1400,10 +1442,7 @@ async fn concurrent_sends_with_one_idempotency_key_make_one_message() {
     )
     .await
     .unwrap();
-    assert_eq!(
-        (again.message_id.clone(), again.duplicate),
-        (id.clone(), true)
-    );
+    assert_eq!((again.message_id, again.duplicate), (id, true));
     // The key belongs to its sender: another sender's same key is new.
     let other = within(
         "send",
@@ -1428,7 +1467,7 @@ async fn concurrent_sends_with_one_idempotency_key_make_one_message() {
     )
     .await
     .unwrap();
-    assert_eq!((again.message_id, again.duplicate), (id.clone(), true));
+    assert_eq!((again.message_id, again.duplicate), (id, true));
     assert_eq!(inbox(&node, &to).await.len(), 2);
     assert_eq!(download(&node, &to, &id, 1).await, body_for("same-key"));
     shutdown(&node).await;
@@ -1576,7 +1615,7 @@ async fn subscriber_is_notified_of_each_accepted_message() {
         got.windows(2).all(|w| w[0].order < w[1].order),
         "notifications out of order"
     );
-    let ids: BTreeSet<MessageId> = got.iter().map(|n| n.envelope.message_id.clone()).collect();
+    let ids: BTreeSet<MessageId> = got.iter().map(|n| n.envelope.message_id).collect();
     assert_eq!(ids, expected);
     let listed: Vec<u64> = inbox(&node, &to)
         .await
@@ -1722,7 +1761,6 @@ async fn expiry_makes_exactly_one_report_per_expired_data_message() {
             let linked = r
                 .envelope
                 .linked_message_id
-                .clone()
                 .expect("a report links its message");
             per.entry(linked).or_default().push(r);
         }
@@ -2158,7 +2196,7 @@ async fn shutdown_while_a_partition_restarts_keeps_every_acknowledged_send() {
     let mut found: BTreeMap<String, Vec<MessageId>> = BTreeMap::new();
     for m in &boxes {
         for view in inbox(&node, m).await {
-            let id = view.envelope.message_id.clone();
+            let id = view.envelope.message_id;
             let body = download(&node, m, &id, 1).await;
             let key = key_of(&body);
             assert_eq!(body, body_for(&key));
@@ -2166,11 +2204,7 @@ async fn shutdown_while_a_partition_restarts_keeps_every_acknowledged_send() {
         }
     }
     for (key, (_, id)) in &acked {
-        assert_eq!(
-            found.get(key),
-            Some(&vec![id.clone()]),
-            "acknowledged {key}"
-        );
+        assert_eq!(found.get(key), Some(&vec![*id]), "acknowledged {key}");
     }
     for (key, ids) in &found {
         assert_eq!(ids.len(), 1, "{key} stored twice");

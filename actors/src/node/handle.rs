@@ -124,7 +124,7 @@ async fn start_tree(
         sink,
         reader,
         map,
-        index: DashMap::new(),
+        misplaced: DashMap::new(),
         partitions: (0..n).map(|_| RwLock::new(None)).collect(),
         ingress: (0..n).map(|_| super::shared::Ingress::new()).collect(),
         permits: (0..n)
@@ -291,14 +291,6 @@ impl NodeHandle {
         }
     }
 
-    fn owner(&self, id: &MessageId) -> Result<u32, RequestError> {
-        self.shared
-            .index
-            .get(id)
-            .map(|p| *p)
-            .ok_or_else(|| RequestError::Store(StoreError::NotFound(id.clone())))
-    }
-
     /// Sends a message (or the first chunk of a chunked one). Answers once
     /// it is durable.
     pub async fn send(&self, req: SendRequest) -> Result<SendOutcome, RequestError> {
@@ -309,7 +301,7 @@ impl NodeHandle {
         let now = self.shared.clock.now();
         let message_id = self
             .shared
-            .next_message_id()
+            .next_message_id(&req.recipient)
             .map_err(|e| RequestError::Invalid(e.to_string()))?;
         let envelope = Envelope {
             message_id,
@@ -365,10 +357,10 @@ impl NodeHandle {
         body: Bytes,
     ) -> Result<ChunkOutcome, RequestError> {
         self.check_open(true)?;
-        let partition = self.owner(id)?;
+        let partition = self.shared.owner_of(id);
         self.call(partition, false, |reply| PartitionMsg::Chunk {
             sender: sender.clone(),
-            id: id.clone(),
+            id: *id,
             chunk_no,
             body: body.clone(),
             reply,
@@ -401,13 +393,13 @@ impl NodeHandle {
     /// What the node knows of a message (no access check: internal use).
     pub async fn get(&self, id: &MessageId) -> Result<MessageView, RequestError> {
         self.check_open(false)?;
-        let partition = self.owner(id)?;
+        let partition = self.shared.owner_of(id);
         self.call(partition, true, |reply| PartitionMsg::Get {
-            id: id.clone(),
+            id: *id,
             reply,
         })
         .await?
-        .ok_or_else(|| RequestError::Store(StoreError::NotFound(id.clone())))
+        .ok_or(RequestError::Store(StoreError::NotFound(*id)))
     }
 
     /// Message metadata for its recipient (or its sender): MESH `HEAD`.
@@ -419,7 +411,7 @@ impl NodeHandle {
         let view = self.get(id).await?;
         if &view.envelope.recipient != mailbox && &view.envelope.sender != mailbox {
             return Err(StoreError::NotRecipient {
-                id: id.clone(),
+                id: *id,
                 mailbox: mailbox.clone(),
             }
             .into());
@@ -437,14 +429,14 @@ impl NodeHandle {
         let view = self.get(id).await?;
         if &view.envelope.recipient != mailbox {
             return Err(StoreError::NotRecipient {
-                id: id.clone(),
+                id: *id,
                 mailbox: mailbox.clone(),
             }
             .into());
         }
         if view.status != MessageStatus::Accepted {
             return Err(StoreError::WrongStatus {
-                id: id.clone(),
+                id: *id,
                 status: view.status,
                 what: "only an accepted message can be downloaded",
             }
@@ -462,7 +454,7 @@ impl NodeHandle {
             .checked_sub(1)
             .and_then(|i| view.chunks.get(i as usize).copied().flatten())
             .ok_or(StoreError::ChunkOutOfRange {
-                id: id.clone(),
+                id: *id,
                 chunk: chunk_no,
                 total,
             })?;
@@ -476,7 +468,7 @@ impl NodeHandle {
                     .checked_sub(1)
                     .and_then(|i| again.chunks.get(i as usize).copied().flatten())
                     .ok_or(StoreError::ChunkOutOfRange {
-                        id: id.clone(),
+                        id: *id,
                         chunk: chunk_no,
                         total,
                     })?;
@@ -503,10 +495,10 @@ impl NodeHandle {
         id: &MessageId,
     ) -> Result<(), RequestError> {
         self.check_open(true)?;
-        let partition = self.owner(id)?;
+        let partition = self.shared.owner_of(id);
         self.call(partition, false, |reply| PartitionMsg::Ack {
             mailbox: mailbox.clone(),
-            id: id.clone(),
+            id: *id,
             reply,
         })
         .await
@@ -521,7 +513,7 @@ impl NodeHandle {
     ) -> Result<MessageView, RequestError> {
         let view = self.get(id).await?;
         if &view.envelope.sender != sender {
-            return Err(StoreError::NotFound(id.clone()).into());
+            return Err(StoreError::NotFound(*id).into());
         }
         Ok(view)
     }

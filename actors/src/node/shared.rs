@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use dashmap::DashMap;
 use ractor::ActorRef;
 use spine_core::directory::Directory;
-use spine_core::ids::{MessageId, MessageIdGenerator};
+use spine_core::ids::{MailboxId, MessageId, MessageIdGenerator};
 use spine_core::partition::PartitionMap;
 use spine_core::random::RandomSource;
 use spine_core::time::Clock;
@@ -54,8 +54,11 @@ pub struct Shared {
     pub(crate) sink: LogSink,
     pub(crate) reader: PayloadReader,
     pub(crate) map: PartitionMap,
-    /// Which partition owns each live message.
-    pub(crate) index: DashMap<MessageId, u32>,
+    /// Owners of live messages whose id does not name their partition
+    /// (ids issued under another partition count). Every other id names
+    /// its owner itself ([`PartitionMap::hinted_by`]), so the send path
+    /// never touches this map and it is normally empty.
+    pub(crate) misplaced: DashMap<MessageId, u32>,
     /// Current partition actors; `None` while one restarts.
     pub(crate) partitions: Vec<RwLock<Option<ActorRef<PartitionMsg>>>>,
     /// Bounds each partition's queue.
@@ -129,11 +132,38 @@ impl Shared {
         self.wake(index);
     }
 
-    /// A fresh message id.
-    pub(crate) fn next_message_id(&self) -> Result<MessageId, spine_core::ids::IdError> {
+    /// A fresh id for a message to `recipient`, tagged with the
+    /// recipient's partition.
+    pub(crate) fn next_message_id(
+        &self,
+        recipient: &MailboxId,
+    ) -> Result<MessageId, spine_core::ids::IdError> {
+        let tag = self.map.id_tag(recipient);
         let now = self.clock.now();
         let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
         let IdSource { generator, rng } = &mut *ids;
-        generator.next(now, rng.as_mut())
+        generator.next_tagged(now, rng.as_mut(), tag)
+    }
+
+    /// The partition that owns message `id` (if it exists).
+    pub(crate) fn owner_of(&self, id: &MessageId) -> u32 {
+        match self.misplaced.get(id) {
+            Some(p) => *p,
+            None => self.map.hinted_by(id).0,
+        }
+    }
+
+    /// Records that partition `index` owns `id`, if the id does not say so.
+    pub(crate) fn note_owner(&self, id: &MessageId, index: u32) {
+        if self.map.hinted_by(id).0 != index {
+            self.misplaced.insert(*id, index);
+        }
+    }
+
+    /// Forgets a purged message's owner.
+    pub(crate) fn forget_owner(&self, id: &MessageId, index: u32) {
+        if self.map.hinted_by(id).0 != index {
+            self.misplaced.remove(id);
+        }
     }
 }

@@ -74,7 +74,7 @@ async fn send_list_download_ack_and_recover_after_restart() {
     let got: Vec<_> = page
         .messages
         .iter()
-        .map(|m| m.envelope.message_id.clone())
+        .map(|m| m.envelope.message_id)
         .collect();
     assert_eq!(got, ids[..10].to_vec(), "listed in acceptance order");
     let page2 = node

@@ -64,7 +64,7 @@ pub fn rebuild_partition(
                 len: header.len,
             };
             let (event, body, body_loc) = Event::from_record(header.kind, &payload, location)?;
-            let id = event.message_id().clone();
+            let id = *event.message_id();
             let ours = match &event {
                 Event::Create { envelope, .. } => map.partition_of(&envelope.recipient).0 == index,
                 Event::Snapshot(s) => map.partition_of(&s.envelope.recipient).0 == index,
@@ -73,16 +73,14 @@ pub fn rebuild_partition(
             if !ours {
                 continue;
             }
+            let purge = matches!(event, Event::Purge { .. });
             store
-                .apply(header.seq, location, &event, &body, body_loc)
+                .apply(header.seq, location, event, &body, body_loc)
                 .map_err(|e| format!("record {}: {e}", header.seq))?;
-            match event {
-                Event::Purge { .. } => {
-                    mine.remove(&id);
-                }
-                _ => {
-                    mine.insert(id);
-                }
+            if purge {
+                mine.remove(&id);
+            } else {
+                mine.insert(id);
             }
         }
     }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use super::error::bounded_input;
-use super::{string_id_common, IdError};
+use super::IdError;
 use crate::random::RandomSource;
 use crate::time::Timestamp;
 
@@ -31,12 +31,15 @@ const TIME_DIGITS: usize = 20;
 const MAX_SUFFIX: u32 = 0xFF_FFFF;
 
 /// A validated MESH message id; orders by creation time.
+///
+/// Stored inline as its 27 ASCII bytes, so it is `Copy`, never allocates,
+/// and compares with one fixed-size `memcmp` (ids key every index of the
+/// message store; a heap pointer per id cost a cache miss per comparison).
 #[derive(
+    Copy,
     Clone,
-    Debug,
     PartialEq,
     Eq,
-    Hash,
     PartialOrd,
     Ord,
     Serialize,
@@ -47,7 +50,20 @@ const MAX_SUFFIX: u32 = 0xFF_FFFF;
 )]
 #[serde(try_from = "String", into = "String")]
 #[rkyv(derive(Debug))]
-pub struct MessageId(String);
+pub struct MessageId([u8; LEN]);
+
+impl std::hash::Hash for MessageId {
+    /// Hashes as the text does, so that `Borrow<str>`-style lookups agree.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl std::fmt::Debug for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("MessageId").field(&self.as_str()).finish()
+    }
+}
 
 impl MessageId {
     /// Length of every message id, in characters.
@@ -85,7 +101,9 @@ impl MessageId {
             input: bounded_input(input),
             source,
         })?;
-        Ok(MessageId(input.to_owned()))
+        let mut bytes = [0u8; LEN];
+        bytes.copy_from_slice(input.as_bytes());
+        Ok(MessageId(bytes))
     }
 
     /// Builds the id for `timestamp` with the given 24-bit `suffix`.
@@ -99,10 +117,33 @@ impl MessageId {
                 source,
             }
         })?;
-        Ok(MessageId(format!(
-            "{}_{suffix:06X}",
-            timestamp.format_mesh()
-        )))
+        let c = timestamp.to_civil();
+        let mut bytes = [0u8; LEN];
+        let fields: [(u64, usize); 7] = [
+            (u64::from(c.year), 4),
+            (u64::from(c.month), 2),
+            (u64::from(c.day), 2),
+            (u64::from(c.hour), 2),
+            (u64::from(c.minute), 2),
+            (u64::from(c.second), 2),
+            (u64::from(c.micro), 6),
+        ];
+        let mut at = 0;
+        for (value, width) in fields {
+            write_digits(&mut bytes[at..at + width], value, 10);
+            at += width;
+        }
+        bytes[TIME_DIGITS] = b'_';
+        write_digits(&mut bytes[TIME_DIGITS + 1..], u64::from(suffix), 16);
+        Ok(MessageId(bytes))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        // Always ASCII when built by `parse`/`from_parts`; a value decoded
+        // from an archive is re-parsed through `as_str` before use, and
+        // non-UTF-8 bytes show as "" there, which `parse` refuses.
+        std::str::from_utf8(&self.0).unwrap_or("")
     }
 
     /// The creation time encoded in the id.
@@ -110,7 +151,7 @@ impl MessageId {
         // Validated on construction; the fallback is unreachable for a value
         // built by `parse`/`from_parts` and only guards against a value
         // deserialised from an archive without re-validation.
-        self.0
+        self.as_str()
             .get(..TIME_DIGITS)
             .and_then(|t| Timestamp::parse_mesh(t).ok())
             .unwrap_or(Timestamp::ZERO)
@@ -118,10 +159,24 @@ impl MessageId {
 
     /// The 24-bit random suffix.
     pub fn suffix(&self) -> u32 {
-        self.0
+        self.as_str()
             .get(TIME_DIGITS + 1..)
             .and_then(|s| u32::from_str_radix(s, 16).ok())
             .unwrap_or(0)
+    }
+}
+
+/// Writes `value` into `out` as fixed-width upper-case digits in `radix`
+/// (10 or 16), most significant first, zero-padded.
+fn write_digits(out: &mut [u8], mut value: u64, radix: u64) {
+    for slot in out.iter_mut().rev() {
+        let digit = (value % radix) as u8;
+        *slot = if digit < 10 {
+            b'0' + digit
+        } else {
+            b'A' + digit - 10
+        };
+        value /= radix;
     }
 }
 
@@ -132,7 +187,93 @@ fn format_error(input: &str, problem: String) -> IdError {
     }
 }
 
-string_id_common!(MessageId);
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for MessageId {
+    type Err = IdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MessageId::parse(s)
+    }
+}
+
+impl TryFrom<String> for MessageId {
+    type Error = IdError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        MessageId::parse(&s)
+    }
+}
+
+impl TryFrom<&str> for MessageId {
+    type Error = IdError;
+
+    fn try_from(s: &str) -> Result<Self, Self::Error> {
+        MessageId::parse(s)
+    }
+}
+
+impl AsRef<str> for MessageId {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<MessageId> for String {
+    fn from(id: MessageId) -> String {
+        id.as_str().to_owned()
+    }
+}
+
+/// A residue a generated id's suffix carries: `suffix % modulus == value`.
+///
+/// Invariant: `1 <= modulus <= 2^16` and `value < modulus` (enforced by
+/// [`IdTag::new`]), so a tagged suffix always exists within 24 bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdTag {
+    modulus: u32,
+    value: u32,
+}
+
+impl IdTag {
+    /// No tag: the suffix is fully random.
+    pub const NONE: IdTag = IdTag {
+        modulus: 1,
+        value: 0,
+    };
+
+    /// Largest modulus accepted (leaves at least 8 random suffix bits).
+    pub const MAX_MODULUS: u32 = 1 << 16;
+
+    /// A tag of `value` modulo `modulus`; `None` unless
+    /// `1 <= modulus <= MAX_MODULUS` and `value < modulus`.
+    pub fn new(modulus: u32, value: u32) -> Option<IdTag> {
+        ((1..=IdTag::MAX_MODULUS).contains(&modulus) && value < modulus)
+            .then_some(IdTag { modulus, value })
+    }
+
+    /// The residue `id`'s suffix has modulo `modulus` (0 for `modulus` 0).
+    pub fn of(id: &MessageId, modulus: u32) -> u32 {
+        id.suffix().checked_rem(modulus).unwrap_or(0)
+    }
+
+    /// The suffix nearest below `random` that carries this tag.
+    fn apply(self, random: u32) -> u32 {
+        let base = random - random % self.modulus;
+        let tagged = base + self.value;
+        if tagged > MAX_SUFFIX {
+            // base + modulus > MAX_SUFFIX + 1 cannot hold for base itself,
+            // so stepping down one modulus stays in range.
+            tagged - self.modulus
+        } else {
+            tagged
+        }
+    }
+}
 
 /// Issues strictly increasing [`MessageId`]s.
 ///
@@ -166,6 +307,21 @@ impl MessageIdGenerator {
         now: Timestamp,
         rng: &mut dyn RandomSource,
     ) -> Result<MessageId, IdError> {
+        self.next_tagged(now, rng, IdTag::NONE)
+    }
+
+    /// Like [`MessageIdGenerator::next`], but the suffix is chosen so that
+    /// `suffix % tag.modulus == tag.value`: the id itself then says which
+    /// partition owns it (see [`IdTag::of`]), so finding a message needs no
+    /// global index. The suffix keeps `24 - log2(modulus)` random bits;
+    /// uniqueness never depended on them (the time part is strictly
+    /// increasing).
+    pub fn next_tagged(
+        &mut self,
+        now: Timestamp,
+        rng: &mut dyn RandomSource,
+        tag: IdTag,
+    ) -> Result<MessageId, IdError> {
         let exhausted = IdError::MessageClockExhausted { last: self.last };
         let floor = self
             .last
@@ -176,7 +332,8 @@ impl MessageIdGenerator {
             return Err(exhausted);
         }
         // The top bits of xoshiro output are the strongest; 64 - 40 = 24 bits.
-        let suffix = (rng.next_u64() >> 40) as u32;
+        let random = (rng.next_u64() >> 40) as u32;
+        let suffix = tag.apply(random);
         let id = MessageId::from_parts(at, suffix)?;
         self.last = at;
         Ok(id)
@@ -317,7 +474,45 @@ mod tests {
         );
     }
 
+    #[test]
+    fn id_tags_are_checked() {
+        assert!(IdTag::new(0, 0).is_none());
+        assert!(IdTag::new(8, 8).is_none());
+        assert!(IdTag::new(IdTag::MAX_MODULUS + 1, 0).is_none());
+        assert!(IdTag::new(IdTag::MAX_MODULUS, IdTag::MAX_MODULUS - 1).is_some());
+        let id = MessageId::parse(SAMPLE).unwrap();
+        assert_eq!(IdTag::of(&id, 0), 0);
+        assert_eq!(IdTag::of(&id, 1), 0);
+        assert_eq!(IdTag::of(&id, 0x100), 0);
+    }
+
     proptest! {
+        #[test]
+        fn tagged_ids_carry_their_tag(
+            seed: u64,
+            modulus in 1..=IdTag::MAX_MODULUS,
+            value_seed: u32,
+            now in 0..=Timestamp::MAX.as_micros() / 2,
+        ) {
+            let value = value_seed % modulus;
+            let tag = IdTag::new(modulus, value).unwrap();
+            let mut g = MessageIdGenerator::new();
+            let mut rng = SeededRandom::new(seed);
+            for _ in 0..8 {
+                let id = g.next_tagged(Timestamp::from_micros(now), &mut rng, tag).unwrap();
+                prop_assert_eq!(IdTag::of(&id, modulus), value);
+                prop_assert!(id.suffix() <= MAX_SUFFIX);
+            }
+        }
+
+        #[test]
+        fn tag_apply_stays_in_range(random in 0..=MAX_SUFFIX, modulus in 1..=IdTag::MAX_MODULUS, v: u32) {
+            let tag = IdTag::new(modulus, v % modulus).unwrap();
+            let s = tag.apply(random);
+            prop_assert!(s <= MAX_SUFFIX);
+            prop_assert_eq!(s % modulus, v % modulus);
+        }
+
         #[test]
         fn ids_sort_by_time(a in 0..=Timestamp::MAX.as_micros(), b in 0..=Timestamp::MAX.as_micros(), sa in 0..=MAX_SUFFIX, sb in 0..=MAX_SUFFIX) {
             let ia = MessageId::from_parts(Timestamp::from_micros(a), sa).unwrap();
@@ -350,7 +545,7 @@ mod tests {
             for step in steps {
                 now = now.saturating_add_signed(step);
                 let id = g.next(Timestamp::from_micros(now), &mut rng).unwrap();
-                prop_assert_eq!(MessageId::parse(id.as_str()), Ok(id.clone()));
+                prop_assert_eq!(MessageId::parse(id.as_str()), Ok(id));
                 prop_assert!(id.timestamp() >= Timestamp::from_micros(now));
                 if let Some(p) = &prev {
                     prop_assert!(p < &id, "{} !< {}", p, id);

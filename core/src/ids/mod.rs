@@ -26,7 +26,7 @@ mod workflow;
 pub use error::{bounded_input, IdError, IdKind, MAX_ERROR_INPUT_CHARS};
 pub use local::LocalId;
 pub use mailbox::MailboxId;
-pub use message_id::{MessageId, MessageIdGenerator};
+pub use message_id::{IdTag, MessageId, MessageIdGenerator};
 pub use nhs_number::NhsNumber;
 pub use ods::OdsCode;
 pub use workflow::WorkflowId;

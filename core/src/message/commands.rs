@@ -60,7 +60,7 @@ impl MessageStore {
         if let Some(key) = &idempotency_key {
             check_key(key)?;
             if let Some(id) = self.by_idempotency_key(&envelope.sender, key) {
-                return Ok(SendCheck::Duplicate(id.clone()));
+                return Ok(SendCheck::Duplicate(*id));
             }
         }
         envelope.validate()?;
@@ -94,28 +94,26 @@ impl MessageStore {
         id: &MessageId,
         chunk_no: u32,
     ) -> Result<Event, StoreError> {
-        let state = self
-            .get(id)
-            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        let state = self.get(id).ok_or(StoreError::NotFound(*id))?;
         if &state.envelope.sender != sender {
             return Err(StoreError::NotSender {
-                id: id.clone(),
+                id: *id,
                 mailbox: sender.clone(),
             });
         }
         if state.status != MessageStatus::Uploading {
-            return Err(StoreError::UploadComplete(id.clone()));
+            return Err(StoreError::UploadComplete(*id));
         }
         let total = state.envelope.total_chunks;
         if chunk_no < 2 || chunk_no > total {
             return Err(StoreError::ChunkOutOfRange {
-                id: id.clone(),
+                id: *id,
                 chunk: chunk_no,
                 total,
             });
         }
         Ok(Event::Chunk {
-            message_id: id.clone(),
+            message_id: *id,
             origin: state.origin,
             chunk_no,
         })
@@ -128,24 +126,22 @@ impl MessageStore {
         id: &MessageId,
         now: Timestamp,
     ) -> Result<AckCheck, StoreError> {
-        let state = self
-            .get(id)
-            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        let state = self.get(id).ok_or(StoreError::NotFound(*id))?;
         if &state.envelope.recipient != mailbox {
             return Err(StoreError::NotRecipient {
-                id: id.clone(),
+                id: *id,
                 mailbox: mailbox.clone(),
             });
         }
         match state.status {
             MessageStatus::Accepted => Ok(AckCheck::Log(Event::Acknowledge {
-                message_id: id.clone(),
+                message_id: *id,
                 origin: state.origin,
                 at: now,
             })),
             MessageStatus::Acknowledged => Ok(AckCheck::AlreadyAcknowledged),
             status => Err(StoreError::WrongStatus {
-                id: id.clone(),
+                id: *id,
                 status,
                 what: "only an accepted message can be acknowledged",
             }),
@@ -155,12 +151,13 @@ impl MessageStore {
     /// Events expiring messages due at `now`: for each, one atomic group of
     /// `[Expire, Create(non-delivery report to the sender)]` (reports that
     /// expire produce no report, so reports can never loop). `next_id`
-    /// supplies report ids.
+    /// supplies report ids, given the report's recipient (the original
+    /// sender) so the id can name the partition that will own the report.
     pub fn expiry_events(
         &self,
         now: Timestamp,
         limit: usize,
-        mut next_id: impl FnMut() -> Result<MessageId, StoreError>,
+        mut next_id: impl FnMut(&MailboxId) -> Result<MessageId, StoreError>,
     ) -> Result<Vec<Vec<Event>>, StoreError> {
         let mut groups = Vec::new();
         for state in self.due_expiry(now, limit) {
@@ -168,17 +165,17 @@ impl MessageStore {
             let report = match env.message_type {
                 MessageType::Data => Some(non_delivery_report(
                     env,
-                    next_id()?,
+                    next_id(&env.sender)?,
                     now,
                     self.config.inbox_expiry,
                 )),
                 MessageType::Report => None,
             };
             let mut group = vec![Event::Expire {
-                message_id: env.message_id.clone(),
+                message_id: env.message_id,
                 origin: state.origin,
                 at: now,
-                report_id: report.as_ref().map(|r| r.message_id.clone()),
+                report_id: report.as_ref().map(|r| r.message_id),
             }];
             if let Some(report) = report {
                 group.push(Event::Create {
@@ -196,7 +193,7 @@ impl MessageStore {
         self.due_purge(now, limit)
             .into_iter()
             .map(|s| Event::Purge {
-                message_id: s.envelope.message_id.clone(),
+                message_id: s.envelope.message_id,
                 origin: s.origin,
                 at: now,
             })
@@ -245,7 +242,7 @@ pub fn non_delivery_report(
         expires_at: now
             .saturating_add(inbox_expiry)
             .max(Timestamp::from_micros(now.as_micros() + 1)),
-        linked_message_id: Some(original.message_id.clone()),
+        linked_message_id: Some(original.message_id),
         report: Some(ReportStatus {
             code: NDR_CODE.to_string(),
             event: "SEND".to_string(),

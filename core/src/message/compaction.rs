@@ -150,7 +150,7 @@ pub fn compact<S: Storage>(
                 batch_bytes += bytes.len() as u64;
                 report.bytes_carried += bytes.len() as u64;
                 let ev = Event::CarryChunk {
-                    message_id: id.clone(),
+                    message_id: id,
                     chunk_no,
                 };
                 group.push(to_record(&ev, bytes)?);
@@ -187,13 +187,12 @@ fn flush<S: Storage>(
     events: &mut Vec<Event>,
 ) -> Result<(), WalError> {
     let appended = wal.append_batch(batch)?;
-    for ((rec, ev), app) in batch.iter().zip(events.iter()).zip(appended) {
+    for ((rec, ev), app) in batch.iter().zip(events.drain(..)).zip(appended) {
         let body_loc = ChunkLoc::body_of(app.location, rec.head.len(), rec.body.len());
         store
             .apply(app.seq, app.location, ev, &rec.body, body_loc)
             .map_err(|e| WalError::InvalidBatch(format!("compaction record did not apply: {e}")))?;
     }
     batch.clear();
-    events.clear();
     Ok(())
 }

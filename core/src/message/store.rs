@@ -147,11 +147,11 @@ impl MessageStore {
         &mut self,
         seq: u64,
         location: RecordLocation,
-        event: &Event,
+        event: Event,
         body: &Bytes,
         body_loc: ChunkLoc,
     ) -> Result<Applied, StoreError> {
-        if let Event::Create { envelope, .. } = event {
+        if let Event::Create { envelope, .. } = &event {
             if self
                 .messages
                 .get(&envelope.message_id)
@@ -178,17 +178,19 @@ impl MessageStore {
         }
         let (event, body, body_loc) =
             Event::from_record(record.kind, &record.payload, record.location)?;
-        self.apply(record.seq, record.location, &event, &body, body_loc)
+        self.apply(record.seq, record.location, event, &body, body_loc)
             .map_err(|e| e.to_string())
     }
 
     /// Applies a durable event at `seq`. `location` is the record's payload
-    /// location and `body_loc` where its body (message bytes) is.
+    /// location and `body_loc` where its body (message bytes) is. The event
+    /// is consumed: a created message's envelope moves into the store
+    /// without a copy.
     pub fn apply(
         &mut self,
         seq: u64,
         location: RecordLocation,
-        event: &Event,
+        event: Event,
         body: &Bytes,
         body_loc: ChunkLoc,
     ) -> Result<Applied, StoreError> {
@@ -214,8 +216,8 @@ impl MessageStore {
                 }
                 let accepted = total <= 1;
                 let state = MessageState {
-                    envelope: Arc::new((**envelope).clone()),
-                    idempotency_key: idempotency_key.clone(),
+                    envelope: Arc::from(envelope),
+                    idempotency_key,
                     status: if accepted {
                         MessageStatus::Accepted
                     } else {
@@ -239,14 +241,14 @@ impl MessageStore {
                 message_id,
                 origin,
                 chunk_no,
-            } => self.update(message_id, *origin, log_start, |state| {
+            } => self.update(&message_id, origin, log_start, |state| {
                 if state.status != MessageStatus::Uploading {
                     return Err(replay_err(format!(
                         "chunk for {message_id} which is {}",
                         state.status
                     )));
                 }
-                *chunk_slot(state, *chunk_no)? = Some(body_loc);
+                *chunk_slot(state, chunk_no)? = Some(body_loc);
                 if state.chunks.iter().all(Option::is_some) {
                     state.status = MessageStatus::Accepted;
                     state.accepted_seq = Some(seq);
@@ -259,10 +261,10 @@ impl MessageStore {
                 origin,
                 at,
             } => {
-                self.update(message_id, *origin, log_start, |state| {
+                self.update(&message_id, origin, log_start, |state| {
                     expect_accepted(state, "acknowledge")?;
                     state.status = MessageStatus::Acknowledged;
-                    state.acknowledged_at = Some(*at);
+                    state.acknowledged_at = Some(at);
                     // Collected: the content is no longer needed.
                     state.chunks.iter_mut().for_each(|c| *c = None);
                     Ok(Applied::Changed)
@@ -273,32 +275,32 @@ impl MessageStore {
                 origin,
                 at,
                 ..
-            } => self.update(message_id, *origin, log_start, |state| {
+            } => self.update(&message_id, origin, log_start, |state| {
                 expect_accepted(state, "expiry")?;
                 state.status = MessageStatus::Expired;
-                state.expired_at = Some(*at);
+                state.expired_at = Some(at);
                 Ok(Applied::Changed)
             }),
             Event::Purge {
                 message_id, origin, ..
-            } => Ok(match self.take(message_id, *origin, log_start)? {
+            } => Ok(match self.take(&message_id, origin, log_start)? {
                 Some(_) => Applied::Changed,
                 None => Applied::Ignored,
             }),
             Event::Snapshot(snapshot) => {
-                let id = snapshot.envelope.message_id.clone();
+                let id = snapshot.envelope.message_id;
                 let _ = self.remove(&id);
-                self.insert(from_snapshot(snapshot, seq, location.segment));
+                self.insert(from_snapshot(&snapshot, seq, location.segment));
                 Ok(Applied::Changed)
             }
             Event::CarryChunk {
                 message_id,
                 chunk_no,
             } => {
-                let mut state = self.remove(message_id).ok_or_else(|| {
+                let mut state = self.remove(&message_id).ok_or_else(|| {
                     replay_err(format!("carried chunk for unknown message {message_id}"))
                 })?;
-                let result = chunk_slot(&mut state, *chunk_no).map(|slot| *slot = Some(body_loc));
+                let result = chunk_slot(&mut state, chunk_no).map(|slot| *slot = Some(body_loc));
                 self.insert(state);
                 result.map(|()| Applied::Changed)
             }
@@ -345,25 +347,31 @@ impl MessageStore {
     }
 
     fn insert(&mut self, state: MessageState) {
-        let id = state.envelope.message_id.clone();
+        let id = state.envelope.message_id;
         let env = &state.envelope;
         if state.status == MessageStatus::Accepted {
             if let Some(order) = state.accepted_seq {
-                self.inboxes
-                    .entry(env.recipient.clone())
-                    .or_default()
-                    .insert(order, id.clone());
+                // Look up before `entry` so the common case (the inbox
+                // exists) does not clone the mailbox id.
+                match self.inboxes.get_mut(&env.recipient) {
+                    Some(inbox) => {
+                        inbox.insert(order, id);
+                    }
+                    None => {
+                        self.inboxes
+                            .insert(env.recipient.clone(), BTreeMap::from([(order, id)]));
+                    }
+                }
             }
-            self.expiry.insert((env.expires_at, id.clone()));
+            self.expiry.insert((env.expires_at, id));
         }
-        self.purge
-            .insert((self.purge_time(env.created_at), id.clone()));
+        self.purge.insert((self.purge_time(env.created_at), id));
         if let Some(key) = &state.idempotency_key {
             self.idempotency
-                .insert((env.sender.clone(), key.clone()), id.clone());
+                .insert((env.sender.clone(), key.clone()), id);
         }
         for seg in state.segments() {
-            self.refs.entry(seg).or_default().insert(id.clone());
+            self.refs.entry(seg).or_default().insert(id);
         }
         self.live_bytes += state.payload_bytes();
         self.messages.insert(id, state);
@@ -380,9 +388,8 @@ impl MessageStore {
                 }
             }
         }
-        self.expiry.remove(&(env.expires_at, id.clone()));
-        self.purge
-            .remove(&(self.purge_time(env.created_at), id.clone()));
+        self.expiry.remove(&(env.expires_at, *id));
+        self.purge.remove(&(self.purge_time(env.created_at), *id));
         if let Some(key) = &state.idempotency_key {
             self.idempotency.remove(&(env.sender.clone(), key.clone()));
         }
@@ -528,7 +535,7 @@ fn chunk_slot(
     chunk_no: u32,
 ) -> Result<&mut Option<ChunkLoc>, StoreError> {
     let total = state.chunks.len() as u32;
-    let id = state.envelope.message_id.clone();
+    let id = state.envelope.message_id;
     let index =
         chunk_no
             .checked_sub(1)

@@ -90,7 +90,7 @@ impl Harness {
             let body_loc = ChunkLoc::body_of(app.location, rec.head.len(), body.len());
             out.push(
                 self.store
-                    .apply(app.seq, app.location, event, body, body_loc)
+                    .apply(app.seq, app.location, event.clone(), body, body_loc)
                     .unwrap(),
             );
         }
@@ -99,7 +99,7 @@ impl Harness {
 
     fn send(&mut self, from: &str, to: &str, body: &[u8]) -> MessageId {
         let env = self.envelope(from, to, 1);
-        let id = env.message_id.clone();
+        let id = env.message_id;
         match self.store.check_send(env, None).unwrap() {
             SendCheck::New(ev) => {
                 self.log(vec![(ev, Bytes::copy_from_slice(body))]);
@@ -140,7 +140,7 @@ impl Harness {
         self.store
             .inbox(&mb(mailbox), None, usize::MAX, |_| true)
             .iter()
-            .map(|m| m.envelope.message_id.clone())
+            .map(|m| m.envelope.message_id)
             .collect()
     }
 }
@@ -151,7 +151,7 @@ fn a_single_chunk_send_is_accepted_listed_acknowledged_and_its_content_dropped()
     let id = h.send("X26ABC1", "X26ABC2", b"hello");
     let m = h.store.get(&id).unwrap();
     assert_eq!(m.status, MessageStatus::Accepted);
-    assert_eq!(h.inbox_ids("X26ABC2"), vec![id.clone()]);
+    assert_eq!(h.inbox_ids("X26ABC2"), vec![id]);
     assert!(h.inbox_ids("X26ABC1").is_empty());
     assert_eq!(h.content(&id), b"hello");
     assert_eq!(h.store.live_bytes(), 5);
@@ -180,7 +180,7 @@ fn a_single_chunk_send_is_accepted_listed_acknowledged_and_its_content_dropped()
 fn a_chunked_message_is_listed_only_once_complete() {
     let mut h = Harness::new();
     let env = h.envelope("X26ABC1", "X26ABC2", 3);
-    let id = env.message_id.clone();
+    let id = env.message_id;
     let SendCheck::New(ev) = h.store.check_send(env, None).unwrap() else {
         panic!()
     };
@@ -240,7 +240,7 @@ fn a_chunked_message_is_listed_only_once_complete() {
 fn a_repeated_idempotency_key_returns_the_original_message() {
     let mut h = Harness::new();
     let env = h.envelope("X26ABC1", "X26ABC2", 1);
-    let id = env.message_id.clone();
+    let id = env.message_id;
     let SendCheck::New(ev) = h.store.check_send(env, Some("order-42".into())).unwrap() else {
         panic!()
     };
@@ -282,7 +282,7 @@ fn an_uncollected_message_expires_and_its_sender_gets_exactly_one_report() {
     h.ack("X26ABC2", &collected);
     assert!(h
         .store
-        .expiry_events(h.now.saturating_add(DAY), 10, || unreachable!())
+        .expiry_events(h.now.saturating_add(DAY), 10, |_| unreachable!())
         .unwrap()
         .is_empty());
     h.now = h.now.saturating_add(5 * DAY);
@@ -292,7 +292,7 @@ fn an_uncollected_message_expires_and_its_sender_gets_exactly_one_report() {
     let now = h.now;
     let groups = h
         .store
-        .expiry_events(now, 10, || Ok(ids.next(now, &mut rng).unwrap()))
+        .expiry_events(now, 10, |_| Ok(ids.next(now, &mut rng).unwrap()))
         .unwrap();
     assert_eq!(groups.len(), 1, "only the uncollected message expires");
     for group in groups {
@@ -312,11 +312,14 @@ fn an_uncollected_message_expires_and_its_sender_gets_exactly_one_report() {
     // Nothing more is due; and a report that itself expires yields no report.
     assert!(h
         .store
-        .expiry_events(h.now, 10, || unreachable!())
+        .expiry_events(h.now, 10, |_| unreachable!())
         .unwrap()
         .is_empty());
     h.now = h.now.saturating_add(6 * DAY);
-    let groups = h.store.expiry_events(h.now, 10, || unreachable!()).unwrap();
+    let groups = h
+        .store
+        .expiry_events(h.now, 10, |_| unreachable!())
+        .unwrap();
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].len(), 1, "a report's expiry produces no report");
     assert_eq!(h.replayed(), h.store);
@@ -410,7 +413,7 @@ proptest! {
                 0 | 1 => { h.send(boxes[a], boxes[b], &vec![a as u8; size]); }
                 2 => {
                     let env = h.envelope(boxes[a], boxes[b], 3);
-                    let id = env.message_id.clone();
+                    let id = env.message_id;
                     let SendCheck::New(ev) = h.store.check_send(env, None).unwrap() else { panic!() };
                     h.log(vec![(ev, Bytes::from(vec![7u8; size]))]);
                     uploading.push((id, 2, 3));
@@ -423,7 +426,7 @@ proptest! {
                     if next < total { uploading.push((id, next + 1, total)); }
                 },
                 4 => {
-                    let first = h.store.inbox(&mb(boxes[b]), None, 1, |_| true).first().map(|m| m.envelope.message_id.clone());
+                    let first = h.store.inbox(&mb(boxes[b]), None, 1, |_| true).first().map(|m| m.envelope.message_id);
                     if let Some(id) = first { h.ack(boxes[b], &id); }
                 }
                 _ => {
@@ -431,7 +434,7 @@ proptest! {
                     let now = h.now;
                     let mut ids = std::mem::take(&mut h.ids);
                     let mut rng = SeededRandom::new(size as u64);
-                    let groups = h.store.expiry_events(now, 100, || Ok(ids.next(now, &mut rng).unwrap())).unwrap();
+                    let groups = h.store.expiry_events(now, 100, |_| Ok(ids.next(now, &mut rng).unwrap())).unwrap();
                     h.ids = ids;
                     for g in groups { h.log(g.into_iter().map(|e| (e, Bytes::new())).collect()); }
                     let purges = h.store.purge_events(now, 100);
@@ -444,7 +447,7 @@ proptest! {
 
         let contents: Vec<(MessageId, Vec<u8>)> = h.store.messages.iter()
             .filter(|(_, m)| m.chunks.iter().all(Option::is_some))
-            .map(|(id, _)| id.clone()).collect::<Vec<_>>().into_iter()
+            .map(|(id, _)| *id).collect::<Vec<_>>().into_iter()
             .map(|id| { let c = h.content(&id); (id, c) }).collect();
         h.wal.seal_active().unwrap();
         let existing = h.wal.next_seq();
@@ -503,7 +506,7 @@ fn a_crash_after_carrying_but_before_removal_replays_to_the_same_state() {
             let bytes = h.wal.read(&loc.into()).unwrap();
             events.push((
                 Event::CarryChunk {
-                    message_id: id.clone(),
+                    message_id: id,
                     chunk_no: n,
                 },
                 bytes,
@@ -554,7 +557,7 @@ fn splitting_by_partition_keeps_every_message_and_index() {
         let ids = |s: &MessageStore| -> Vec<MessageId> {
             s.inbox(&mb(mailbox), None, usize::MAX, |_| true)
                 .iter()
-                .map(|m| m.envelope.message_id.clone())
+                .map(|m| m.envelope.message_id)
                 .collect()
         };
         assert_eq!(

@@ -195,6 +195,9 @@ pub struct SettingFlags {
     /// ...and larger than this many times the live message bytes, 1..=100 [env: SPINE_COMPACTION_MAX_AMPLIFICATION] [default: 2]
     #[arg(long, value_name = "N")]
     pub compaction_max_amplification: Option<OsString>,
+    /// Let the heap use transparent huge pages (latency spikes on first touch): true or false (alone: true) [env: SPINE_HUGE_PAGES] [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub huge_pages: Option<OsString>,
     /// Serve Prometheus metrics: true or false (alone: true) [env: SPINE_METRICS_ENABLED] [default: true]
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub metrics_enabled: Option<OsString>,
@@ -215,7 +218,7 @@ pub struct SettingFlags {
 impl SettingFlags {
     /// The flags given, as (setting, raw value) pairs.
     pub fn given(&self) -> Vec<(Setting, OsString)> {
-        let all: [(Setting, Option<OsString>); 30] = [
+        let all: [(Setting, Option<OsString>); 31] = [
             (Setting::DataDir, self.data_dir.clone()),
             (Setting::SegmentBytes, self.segment_bytes.clone()),
             (Setting::MaxRecordBytes, self.max_record_bytes.clone()),
@@ -247,6 +250,7 @@ impl SettingFlags {
                 Setting::CompactionMaxAmplification,
                 self.compaction_max_amplification.clone(),
             ),
+            (Setting::HugePages, self.huge_pages.clone()),
             (Setting::MetricsEnabled, self.metrics_enabled.clone()),
             (Setting::MetricsListen, self.metrics_listen.clone()),
             (
@@ -368,6 +372,7 @@ mod tests {
             "21",
             "--compaction-max-amplification",
             "22",
+            "--huge-pages",
             "--metrics-enabled",
             "false",
             "--metrics-listen",
@@ -411,6 +416,7 @@ mod tests {
                 Setting::CompactionCheckMs => "20",
                 Setting::CompactionMinLogBytes => "21",
                 Setting::CompactionMaxAmplification => "22",
+                Setting::HugePages => "true",
                 Setting::MetricsEnabled => "false",
                 Setting::MetricsListen => "127.0.0.1:19",
                 Setting::MetricsAllowRemote => "true",
@@ -468,7 +474,11 @@ mod tests {
 
         let cmd = Cli::command();
         let serve = cmd.find_subcommand("serve").unwrap();
-        for setting in RUNTIME_SETTINGS {
+        // Numeric settings only (a boolean has no range).
+        for setting in RUNTIME_SETTINGS
+            .into_iter()
+            .filter(|s| *s != Setting::HugePages)
+        {
             let long = setting.flag().trim_start_matches("--");
             let help = serve
                 .get_arguments()

@@ -89,6 +89,12 @@ pub fn run(args: &ServeArgs, env: EnvLookup<'_>) -> Result<Exit, Failure> {
             format!("invalid runtime configuration: {why}"),
         ))
     })?;
+    // Before any thread starts, so every allocation after this obeys it.
+    if let Err(e) = spine_actors::memory::set_transparent_huge_pages(config.runtime.huge_pages) {
+        // Not fatal: the node is correct either way, only its tail latency
+        // differs. Say so, once.
+        tracing::warn!(error = %e, wanted = config.runtime.huge_pages, "cannot set the process's transparent-huge-pages flag; latency may spike when the heap grows");
+    }
     let parts = NodeParts {
         runtime: config.runtime.clone(),
         directory: Arc::new(directory),

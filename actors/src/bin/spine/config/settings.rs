@@ -66,6 +66,8 @@ pub enum Setting {
     CompactionMinLogBytes,
     /// `runtime.compaction_max_amplification`.
     CompactionMaxAmplification,
+    /// `runtime.huge_pages`.
+    HugePages,
     /// `metrics.enabled`.
     MetricsEnabled,
     /// `metrics.listen`.
@@ -80,7 +82,7 @@ pub enum Setting {
 
 impl Setting {
     /// Every setting, in file order.
-    pub const ALL: [Setting; 30] = [
+    pub const ALL: [Setting; 31] = [
         Setting::DataDir,
         Setting::SegmentBytes,
         Setting::MaxRecordBytes,
@@ -106,6 +108,7 @@ impl Setting {
         Setting::CompactionCheckMs,
         Setting::CompactionMinLogBytes,
         Setting::CompactionMaxAmplification,
+        Setting::HugePages,
         Setting::MetricsEnabled,
         Setting::MetricsListen,
         Setting::MetricsAllowRemote,
@@ -144,6 +147,7 @@ impl Setting {
             Setting::CompactionCheckMs => "runtime.compaction_check_ms",
             Setting::CompactionMinLogBytes => "runtime.compaction_min_log_bytes",
             Setting::CompactionMaxAmplification => "runtime.compaction_max_amplification",
+            Setting::HugePages => "runtime.huge_pages",
             Setting::MetricsEnabled => "metrics.enabled",
             Setting::MetricsListen => "metrics.listen",
             Setting::MetricsAllowRemote => "metrics.allow_remote",
@@ -185,6 +189,7 @@ impl Setting {
             Setting::CompactionCheckMs => "SPINE_COMPACTION_CHECK_MS",
             Setting::CompactionMinLogBytes => "SPINE_COMPACTION_MIN_LOG_BYTES",
             Setting::CompactionMaxAmplification => "SPINE_COMPACTION_MAX_AMPLIFICATION",
+            Setting::HugePages => "SPINE_HUGE_PAGES",
             Setting::MetricsEnabled => "SPINE_METRICS_ENABLED",
             Setting::MetricsListen => "SPINE_METRICS_LISTEN",
             Setting::MetricsAllowRemote => "SPINE_METRICS_ALLOW_REMOTE",
@@ -221,6 +226,7 @@ impl Setting {
             Setting::CompactionCheckMs => "--compaction-check-ms",
             Setting::CompactionMinLogBytes => "--compaction-min-log-bytes",
             Setting::CompactionMaxAmplification => "--compaction-max-amplification",
+            Setting::HugePages => "--huge-pages",
             Setting::MetricsEnabled => "--metrics-enabled",
             Setting::MetricsListen => "--metrics-listen",
             Setting::MetricsAllowRemote => "--metrics-allow-remote",
@@ -287,6 +293,7 @@ impl Setting {
             Setting::CompactionMaxAmplification => {
                 runtime.compaction_max_amplification = number(raw, "a whole number")?
             }
+            Setting::HugePages => runtime.huge_pages = boolean(raw)?,
             Setting::MetricsEnabled => metrics.enabled = boolean(raw)?,
             Setting::MetricsListen => metrics.listen = text(raw)?.to_string(),
             Setting::MetricsAllowRemote => metrics.allow_remote = boolean(raw)?,

@@ -113,7 +113,7 @@ fn every_setting_is_reachable_from_env_and_flag() {
         Setting::LogFormat => "json",
         Setting::LogLevel => "trace",
         Setting::MetricsEnabled => "false",
-        Setting::MetricsAllowRemote => "true",
+        Setting::MetricsAllowRemote | Setting::HugePages => "true",
         Setting::MetricsListen => "127.0.0.1:4242",
         _ => "4242",
     };

@@ -231,7 +231,7 @@ fn directory(c: &mut Checker<'_>) {
 }
 
 /// The `[runtime]` settings, in file order.
-pub const RUNTIME_SETTINGS: [Setting; 13] = [
+pub const RUNTIME_SETTINGS: [Setting; 14] = [
     Setting::Partitions,
     Setting::PartitionQueue,
     Setting::MaxRestarts,
@@ -245,6 +245,7 @@ pub const RUNTIME_SETTINGS: [Setting; 13] = [
     Setting::CompactionCheckMs,
     Setting::CompactionMinLogBytes,
     Setting::CompactionMaxAmplification,
+    Setting::HugePages,
 ];
 
 /// Copies `setting`'s field from `from` into `into` and returns its value
@@ -306,6 +307,10 @@ pub fn copy_runtime_field(
         Setting::CompactionMaxAmplification => {
             into.compaction_max_amplification = from.compaction_max_amplification;
             from.compaction_max_amplification.to_string()
+        }
+        Setting::HugePages => {
+            into.huge_pages = from.huge_pages;
+            from.huge_pages.to_string()
         }
         _ => return None,
     };
