@@ -16,5 +16,7 @@ pub mod partition;
 pub mod service;
 pub mod supervisor;
 pub mod system;
+pub mod tls;
+pub mod transport;
 pub mod wal;
 pub mod wal_actor;

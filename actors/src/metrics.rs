@@ -35,7 +35,7 @@ use crate::node::{NodeHandle, QueueDepths};
 pub type Label = (&'static str, &'static [&'static str]);
 
 /// Counters the node emits: name, label (if any), help.
-pub const COUNTERS: [(&str, Option<Label>, &str); 11] = [
+pub const COUNTERS: [(&str, Option<Label>, &str); 15] = [
     (
         "spine_messages_accepted_total",
         None,
@@ -91,6 +91,26 @@ pub const COUNTERS: [(&str, Option<Label>, &str); 11] = [
         None,
         "Log segments freed by compaction while running.",
     ),
+    (
+        "spine_connection_failures_total",
+        None,
+        "Connection actors that failed (their connection was closed).",
+    ),
+    (
+        "spine_connections_refused_total",
+        None,
+        "Connections refused at network.max_connections.",
+    ),
+    (
+        "spine_auth_failures_total",
+        None,
+        "HELLOs refused (wrong password, certificate or mailbox).",
+    ),
+    (
+        "spine_protocol_errors_total",
+        None,
+        "Frames the native protocol could not decode (answered with ERROR).",
+    ),
 ];
 
 /// Histograms: name, buckets, help.
@@ -109,7 +129,7 @@ pub const HISTOGRAMS: [(&str, &[f64], &str); 2] = [
 
 /// Gauges: name, help. `spine_partition_queue_depth` has a `partition`
 /// label, one series per partition.
-pub const GAUGES: [(&str, &str); 3] = [
+pub const GAUGES: [(&str, &str); 4] = [
     (
         "spine_up",
         "1 while the node is running and serving; 0 before it is ready.",
@@ -117,6 +137,10 @@ pub const GAUGES: [(&str, &str); 3] = [
     (
         "spine_partition_queue_depth",
         "Requests queued or running per partition (bounded by runtime.partition_queue).",
+    ),
+    (
+        "spine_connections",
+        "Open native-protocol connections (TCP, TLS and QUIC).",
     ),
     (
         "spine_wal_in_flight",
@@ -255,6 +279,7 @@ pub fn register_all() {
         metrics::describe_gauge!(name, help);
     }
     metrics::gauge!("spine_up").set(0.0);
+    metrics::gauge!("spine_connections").set(0.0);
 }
 
 /// Gauges of one node's queues, one series per partition.

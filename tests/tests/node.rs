@@ -3,9 +3,10 @@
 //! the running actor tree (expiry), the Prometheus endpoint, and clean
 //! shutdown on signals.
 //!
-//! Every served node gets its own metrics port (picked free on loopback),
-//! so tests run in parallel and beside a developer's own node on the
-//! default port. Nothing listens beyond loopback.
+//! Every served node gets its own metrics port (picked free on loopback)
+//! and its native protocol port from the OS (`--native-listen
+//! 127.0.0.1:0`), so tests run in parallel and beside a developer's own
+//! node on the default ports. Nothing listens beyond loopback.
 
 use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -161,8 +162,9 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 /// Serves `dir` (JSON logs, `extra` flags) with metrics on a free loopback
-/// port until it is ready; answers the node and its metrics port. A port
-/// taken between picking and binding is retried with another.
+/// port and the native protocol on a port the OS picks, until it is ready;
+/// answers the node and its metrics port. A port taken between picking
+/// and binding is retried with another.
 fn serve_with(dir: &Path, extra: &[&str]) -> anyhow::Result<(Spine, u16)> {
     let dir = dir.to_str().context("utf-8 path")?;
     let mut last = None;
@@ -177,6 +179,8 @@ fn serve_with(dir: &Path, extra: &[&str]) -> anyhow::Result<(Spine, u16)> {
             "json",
             "--metrics-listen",
             &listen,
+            "--native-listen",
+            "127.0.0.1:0",
         ];
         args.extend_from_slice(extra);
         let mut node = Spine::start(&args)?;
@@ -573,6 +577,8 @@ fn a_metrics_port_in_use_is_a_startup_error_and_metrics_can_be_turned_off() -> a
         "false",
         "--metrics-listen",
         &listen,
+        "--native-listen",
+        "127.0.0.1:0",
     ])?;
     let line = node.wait_for_log("listen addresses")?;
     let logged: Value = serde_json::from_str(&line)?;
@@ -828,5 +834,132 @@ fn a_served_node_expires_overdue_messages_counts_them_and_a_restart_recovers_the
     assert_eq!(after.mailboxes, 1, "all reports go to the one sender");
     assert_eq!(after.messages, written.messages + written.in_inboxes);
     assert!(after.records > written.records, "{after:?}");
+    Ok(())
+}
+
+/// The native protocol address a ready node logged (`tcp://IP:PORT`).
+fn native_addr(node: &mut Spine) -> anyhow::Result<SocketAddr> {
+    let line = node.wait_for_log("listen addresses")?;
+    let logged: Value = serde_json::from_str(&line)?;
+    let shown = logged["native"].as_str().context("no native field")?;
+    Ok(shown
+        .strip_prefix("tcp://")
+        .with_context(|| format!("not plain TCP: {line}"))?
+        .parse()?)
+}
+
+#[test]
+fn the_native_transport_listens_before_ready_and_closes_on_sigterm() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let (mut node, _) = serve_with(data.path(), &[])?;
+    let addr = native_addr(&mut node)?;
+    assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
+    // Ready was logged, so the listener is bound.
+    TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .with_context(|| format!("connecting to {addr}"))?;
+    let line = node.wait_for_log("listen addresses")?;
+    let logged: Value = serde_json::from_str(&line)?;
+    assert_eq!(
+        logged["quic"], "off (no TLS certificate)",
+        "QUIC needs TLS: {line}"
+    );
+    node.signal("TERM")?;
+    let out = node.wait()?;
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let stopped = out
+        .stderr
+        .find("native protocol transports stopped")
+        .context("transports not stopped")?;
+    let synced = out.stderr.find("stopped cleanly").context("not clean")?;
+    assert!(stopped < synced, "transports stop first:\n{}", out.stderr);
+    assert!(
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).is_err(),
+        "the listener is gone with the process"
+    );
+
+    // Turned off, nothing listens and the log says so.
+    let (mut node, _) = serve_with(data.path(), &["--native-enabled", "false"])?;
+    let line = node.wait_for_log("listen addresses")?;
+    let logged: Value = serde_json::from_str(&line)?;
+    assert_eq!(logged["native"], "disabled", "{line}");
+    node.signal("INT")?;
+    assert_eq!(node.wait()?.code(), 0);
+    Ok(())
+}
+
+#[test]
+fn a_native_port_in_use_is_a_startup_error_naming_the_setting() -> anyhow::Result<()> {
+    let taken = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    let listen = taken.local_addr()?.to_string();
+    let data = tempfile::tempdir()?;
+    let dir = data.path().to_str().context("utf-8")?;
+    let out = run(&[
+        "serve",
+        "--data-dir",
+        dir,
+        "--metrics-enabled",
+        "false",
+        "--native-listen",
+        &listen,
+    ])?;
+    assert_eq!(out.code(), 1, "{}", out.stderr);
+    let last = out.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("spine: error [NET_BIND_FAILED]")
+            && last.contains(&listen)
+            && last.contains("--native-listen"),
+        "one clear line naming the address and the flag:\n{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("ready; send SIGINT"),
+        "never reported ready:\n{}",
+        out.stderr
+    );
+    // The node it had started was shut down again: the directory is free.
+    let (node, _) = serve_with(data.path(), &[])?;
+    node.signal("TERM")?;
+    assert_eq!(node.wait()?.code(), 0);
+    drop(taken);
+    Ok(())
+}
+
+#[test]
+fn a_non_loopback_native_address_is_refused_unless_allowed() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let data = tmp.path().join("data");
+    let dir = data.to_str().context("utf-8")?;
+    let out = run(&[
+        "serve",
+        "--data-dir",
+        dir,
+        "--native-listen",
+        "0.0.0.0:7701",
+    ])?;
+    assert_eq!(out.code(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("CONFIG_INVALID")
+            && out.stderr.contains("network.native_listen")
+            && out.stderr.contains("flag --native-listen")
+            && out.stderr.contains("--network-allow-remote"),
+        "{}",
+        out.stderr
+    );
+    assert!(!data.exists(), "refused before touching anything");
+    let allowed = run_env(
+        &["serve", "--native-listen", "0.0.0.0:7701", "--print-config"],
+        &[("SPINE_NETWORK_ALLOW_REMOTE", "true")],
+    )?;
+    assert_eq!(allowed.code(), 0, "{}", allowed.stderr);
+    assert!(
+        allowed
+            .stdout
+            .contains("allow_remote = true  # environment variable SPINE_NETWORK_ALLOW_REMOTE")
+            && allowed
+                .stdout
+                .contains("native_listen = \"0.0.0.0:7701\"  # flag --native-listen"),
+        "{}",
+        allowed.stdout
+    );
     Ok(())
 }

@@ -550,6 +550,15 @@ impl NodeHandle {
         }
     }
 
+    /// Whether `mailbox` is in the directory and active (for connections
+    /// authenticated by a client certificate instead of a password).
+    pub fn mailbox_active(&self, mailbox: &MailboxId) -> bool {
+        self.shared
+            .directory
+            .mailbox(mailbox)
+            .is_some_and(|m| m.active)
+    }
+
     /// Checks a mailbox's password.
     pub async fn authenticate(
         &self,

@@ -22,8 +22,9 @@ Exit status:
   0  success: `serve` stopped cleanly on SIGINT or SIGTERM (or printed its
      config); `wal inspect` verified every segment
   1  usage or configuration error: a bad flag, config file, environment
-     variable or directory file, a nonexistent directory to inspect, or
-     a metrics address that is not loopback or already in use
+     variable or directory file, a nonexistent directory to inspect, a
+     metrics or native protocol address that is not loopback or already
+     in use, or TLS material that cannot be loaded
   2  storage refused: the write-ahead log is corrupt (error code
      WAL_CORRUPT and friends), or the data directory is locked by another
      running node; nothing was modified
@@ -47,7 +48,7 @@ Every setting can come from four places; later ones win:
     < environment variable (SPINE_*; empty counts as unset) < flag
 
 The config file is TOML with sections [storage], [directory], [runtime],
-[metrics] and [log]; unknown keys are errors. `--print-config` shows the effective settings and
+[metrics], [network] and [log]; unknown keys are errors. `--print-config` shows the effective settings and
 where each came from. The directory is either the mesh-sandbox JSONL pair
 (--mailboxes and --workflows) or a native TOML file (--directory); a layer
 naming one form replaces the other form from lower layers. With neither,
@@ -55,7 +56,12 @@ the node runs on the embedded demo directory (development only).
 
 Prometheus metrics are served at http://<metrics listen>/metrics (default
 127.0.0.1:9701). The endpoint has no authentication, so a non-loopback
-address is refused unless --metrics-allow-remote is given.";
+address is refused unless --metrics-allow-remote is given.
+
+The native protocol is served over TCP (default 127.0.0.1:7701; TLS when
+--tls-cert and --tls-key are given) and over QUIC (default 127.0.0.1:7702,
+UDP; TLS 1.3 only, so it stays off without a certificate). Non-loopback
+addresses are refused unless --network-allow-remote is given.";
 
 const INSPECT_ABOUT: &str = "\
 Verify a data directory's write-ahead log without modifying it: every
@@ -92,6 +98,12 @@ pub enum Command {
         /// The WAL tool to run.
         #[command(subcommand)]
         command: WalCommand,
+    },
+    /// Certificate tools: development certificates for TLS and mutual TLS.
+    Certs {
+        /// The certificate tool to run.
+        #[command(subcommand)]
+        command: crate::certs::CertsCommand,
     },
 }
 
@@ -207,6 +219,51 @@ pub struct SettingFlags {
     /// Allow a non-loopback --metrics-listen (the endpoint has no authentication): true or false (alone: true) [env: SPINE_METRICS_ALLOW_REMOTE] [default: false]
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub metrics_allow_remote: Option<OsString>,
+    /// Serve the native protocol over TCP (TLS when --tls-cert is given): true or false (alone: true) [env: SPINE_NATIVE_ENABLED] [default: true]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub native_enabled: Option<OsString>,
+    /// Native protocol TCP address, IP:PORT (port 0 picks a free one); loopback unless --network-allow-remote [env: SPINE_NATIVE_LISTEN] [default: 127.0.0.1:7701]
+    #[arg(long, value_name = "ADDR")]
+    pub native_listen: Option<OsString>,
+    /// Serve the native protocol over QUIC (needs --tls-cert and --tls-key, else it stays off): true or false (alone: true) [env: SPINE_QUIC_ENABLED] [default: true]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub quic_enabled: Option<OsString>,
+    /// QUIC (UDP) address, IP:PORT (port 0 picks a free one); loopback unless --network-allow-remote [env: SPINE_QUIC_LISTEN] [default: 127.0.0.1:7702]
+    #[arg(long, value_name = "ADDR")]
+    pub quic_listen: Option<OsString>,
+    /// Allow non-loopback --native-listen and --quic-listen addresses (configure TLS too): true or false (alone: true) [env: SPINE_NETWORK_ALLOW_REMOTE] [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub network_allow_remote: Option<OsString>,
+    /// PEM certificate chain for TLS (TCP and QUIC); needs --tls-key [env: SPINE_TLS_CERT]
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<OsString>,
+    /// PEM private key of --tls-cert [env: SPINE_TLS_KEY]
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<OsString>,
+    /// PEM CA bundle client certificates are verified against; needs --tls-cert [env: SPINE_CLIENT_CA]
+    #[arg(long, value_name = "FILE")]
+    pub client_ca: Option<OsString>,
+    /// Require a client certificate (it authenticates its mailbox by CN); needs --client-ca: true or false (alone: true) [env: SPINE_REQUIRE_CLIENT_CERT] [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub require_client_cert: Option<OsString>,
+    /// Most client connections at once, TCP and QUIC together (more are answered BUSY), 1..=1000000 [env: SPINE_MAX_CONNECTIONS] [default: 10000]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<OsString>,
+    /// Most requests in flight per connection before it stops reading, 1..=65536 [env: SPINE_MAX_IN_FLIGHT_PER_CONNECTION] [default: 1024]
+    #[arg(long, value_name = "N")]
+    pub max_in_flight_per_connection: Option<OsString>,
+    /// Largest native protocol frame payload, 1024..=67108864 [env: SPINE_MAX_PAYLOAD_BYTES] [default: 16777216]
+    #[arg(long, value_name = "BYTES")]
+    pub max_payload_bytes: Option<OsString>,
+    /// Largest piece a download is streamed in, 1024 up to --max-payload-bytes [env: SPINE_DOWNLOAD_PIECE_BYTES] [default: 262144]
+    #[arg(long, value_name = "BYTES")]
+    pub download_piece_bytes: Option<OsString>,
+    /// Time a new connection has for its TLS handshake and HELLO, in milliseconds, 100..=600000 [env: SPINE_HANDSHAKE_TIMEOUT_MS] [default: 10000]
+    #[arg(long, value_name = "MS")]
+    pub handshake_timeout_ms: Option<OsString>,
+    /// Server name given to clients in HELLO_OK, 1 to 128 bytes [env: SPINE_SERVER_NAME] [default: spine]
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<OsString>,
     /// Log line format [env: SPINE_LOG_FORMAT] [default: text]
     #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
     pub log_format: Option<String>,
@@ -218,7 +275,7 @@ pub struct SettingFlags {
 impl SettingFlags {
     /// The flags given, as (setting, raw value) pairs.
     pub fn given(&self) -> Vec<(Setting, OsString)> {
-        let all: [(Setting, Option<OsString>); 31] = [
+        let all: [(Setting, Option<OsString>); 46] = [
             (Setting::DataDir, self.data_dir.clone()),
             (Setting::SegmentBytes, self.segment_bytes.clone()),
             (Setting::MaxRecordBytes, self.max_record_bytes.clone()),
@@ -257,6 +314,33 @@ impl SettingFlags {
                 Setting::MetricsAllowRemote,
                 self.metrics_allow_remote.clone(),
             ),
+            (Setting::NativeEnabled, self.native_enabled.clone()),
+            (Setting::NativeListen, self.native_listen.clone()),
+            (Setting::QuicEnabled, self.quic_enabled.clone()),
+            (Setting::QuicListen, self.quic_listen.clone()),
+            (
+                Setting::NetworkAllowRemote,
+                self.network_allow_remote.clone(),
+            ),
+            (Setting::TlsCert, self.tls_cert.clone()),
+            (Setting::TlsKey, self.tls_key.clone()),
+            (Setting::ClientCa, self.client_ca.clone()),
+            (Setting::RequireClientCert, self.require_client_cert.clone()),
+            (Setting::MaxConnections, self.max_connections.clone()),
+            (
+                Setting::MaxInFlightPerConnection,
+                self.max_in_flight_per_connection.clone(),
+            ),
+            (Setting::MaxPayloadBytes, self.max_payload_bytes.clone()),
+            (
+                Setting::DownloadPieceBytes,
+                self.download_piece_bytes.clone(),
+            ),
+            (
+                Setting::HandshakeTimeoutMs,
+                self.handshake_timeout_ms.clone(),
+            ),
+            (Setting::ServerName, self.server_name.clone()),
             (
                 Setting::LogFormat,
                 self.log_format.clone().map(OsString::from),
@@ -378,6 +462,33 @@ mod tests {
             "--metrics-listen",
             "127.0.0.1:19",
             "--metrics-allow-remote",
+            "--native-enabled",
+            "false",
+            "--native-listen",
+            "127.0.0.1:23",
+            "--quic-enabled=false",
+            "--quic-listen",
+            "127.0.0.1:24",
+            "--network-allow-remote",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--client-ca",
+            "ca.pem",
+            "--require-client-cert",
+            "--max-connections",
+            "25",
+            "--max-in-flight-per-connection",
+            "26",
+            "--max-payload-bytes",
+            "27",
+            "--download-piece-bytes",
+            "28",
+            "--handshake-timeout-ms",
+            "29",
+            "--server-name",
+            "node-a",
             "--log-format",
             "json",
             "--log-level",
@@ -420,6 +531,21 @@ mod tests {
                 Setting::MetricsEnabled => "false",
                 Setting::MetricsListen => "127.0.0.1:19",
                 Setting::MetricsAllowRemote => "true",
+                Setting::NativeEnabled => "false",
+                Setting::NativeListen => "127.0.0.1:23",
+                Setting::QuicEnabled => "false",
+                Setting::QuicListen => "127.0.0.1:24",
+                Setting::NetworkAllowRemote => "true",
+                Setting::TlsCert => "c.pem",
+                Setting::TlsKey => "k.pem",
+                Setting::ClientCa => "ca.pem",
+                Setting::RequireClientCert => "true",
+                Setting::MaxConnections => "25",
+                Setting::MaxInFlightPerConnection => "26",
+                Setting::MaxPayloadBytes => "27",
+                Setting::DownloadPieceBytes => "28",
+                Setting::HandshakeTimeoutMs => "29",
+                Setting::ServerName => "node-a",
                 Setting::LogFormat => "json",
                 Setting::LogLevel => "debug",
             };
@@ -462,6 +588,85 @@ mod tests {
             given(&["--metrics-enabled=false"]),
             vec![(Setting::MetricsEnabled, OsString::from("false"))]
         );
+        assert_eq!(
+            given(&[
+                "--network-allow-remote",
+                "--require-client-cert",
+                "--quic-enabled",
+                "false",
+                "--native-enabled",
+            ]),
+            vec![
+                (Setting::NativeEnabled, OsString::from("true")),
+                (Setting::QuicEnabled, OsString::from("false")),
+                (Setting::NetworkAllowRemote, OsString::from("true")),
+                (Setting::RequireClientCert, OsString::from("true")),
+            ]
+        );
+        // Storage's in-flight limit and the per-connection one are distinct.
+        assert_eq!(
+            given(&[
+                "--max-in-flight",
+                "7",
+                "--max-in-flight-per-connection",
+                "8"
+            ]),
+            vec![
+                (Setting::MaxInFlight, OsString::from("7")),
+                (Setting::MaxInFlightPerConnection, OsString::from("8")),
+            ]
+        );
+    }
+
+    /// The ranges the help promises for `[network]` are the transport's
+    /// own: each end is accepted by `NetworkConfig::validate` and one past
+    /// it is refused.
+    #[test]
+    fn network_ranges_in_the_help_match_the_transport() {
+        use crate::config::validate::copy_network_field;
+        use crate::config::NodeConfig;
+        use spine_actors::transport::NetworkConfig;
+
+        let cmd = Cli::command();
+        let serve = cmd.find_subcommand("serve").unwrap();
+        for setting in [
+            Setting::MaxConnections,
+            Setting::MaxInFlightPerConnection,
+            Setting::MaxPayloadBytes,
+            Setting::HandshakeTimeoutMs,
+        ] {
+            let long = setting.flag().trim_start_matches("--");
+            let help = serve
+                .get_arguments()
+                .find(|a| a.get_long() == Some(long))
+                .and_then(|a| a.get_help())
+                .map(|h| h.to_string())
+                .unwrap();
+            let range = help
+                .split_whitespace()
+                .find(|w| w.contains("..="))
+                .unwrap_or_else(|| panic!("{}: no range in {help:?}", setting.flag()));
+            let (lo, hi) = range.trim_end_matches(',').split_once("..=").unwrap();
+            let (lo, hi): (u64, u64) = (lo.parse().unwrap(), hi.parse().unwrap());
+            let check = |value: u64| {
+                let mut config = NodeConfig::default();
+                setting
+                    .apply(&mut config, std::ffi::OsStr::new(&value.to_string()))
+                    .unwrap();
+                // The smallest piece, so that the payload limit's lower
+                // end is judged alone (a piece may not exceed it).
+                let mut alone = NetworkConfig {
+                    download_piece_bytes: 1024,
+                    ..NetworkConfig::default()
+                };
+                copy_network_field(setting, &config.network, &mut alone).unwrap();
+                alone.validate().is_ok()
+            };
+            assert!(check(lo), "{}: {lo} refused", setting.flag());
+            assert!(check(hi), "{}: {hi} refused", setting.flag());
+            assert!(!check(lo - 1), "{}: {} accepted", setting.flag(), lo - 1);
+            assert!(!check(hi + 1), "{}: {} accepted", setting.flag(), hi + 1);
+        }
     }
 
     /// The ranges the help promises are the runtime's own: each end is

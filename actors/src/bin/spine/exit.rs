@@ -21,6 +21,9 @@ pub enum Exit {
     Runtime = 3,
     /// `wal inspect`: only a torn tail.
     TornTail = 4,
+    /// A client command: the server refused the request (its code is
+    /// printed).
+    Refused = 5,
 }
 
 impl From<Exit> for std::process::ExitCode {
@@ -92,6 +95,7 @@ mod tests {
         assert_eq!(Exit::StorageRefused as u8, 2);
         assert_eq!(Exit::Runtime as u8, 3);
         assert_eq!(Exit::TornTail as u8, 4);
+        assert_eq!(Exit::Refused as u8, 5);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The `spine` command: `spine serve` runs a node, `spine wal inspect`
-//! verifies a log read-only.
+//! verifies a log read-only, `spine certs dev` writes development
+//! certificates.
 //!
 //! Invariants:
 //! - Every outcome maps to one documented exit status (`spine --help`):
@@ -12,6 +13,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod certs;
 mod cli;
 mod config;
 mod directory;
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
         Command::Wal {
             command: WalCommand::Inspect(args),
         } => inspect::run(args),
+        Command::Certs { command } => certs::run(command),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -14,11 +14,19 @@
 //!    endpoint so that a second node on the same data directory is told
 //!    "locked", not "port in use";
 //! 5. serve metrics (a port in use: the node is shut down again, exit 1);
-//! 6. wait for SIGINT/SIGTERM, then stop accepting, drain, stop the actors
-//!    and sync the log (failure: exit 3), exit 0. If instead the supervisor
-//!    gives up (an actor failed too often), log why, shut down what is
-//!    left and exit 3. A second signal during shutdown stops waiting and
-//!    exits 3: everything acknowledged is already on disk.
+//!    the recorder is installed before any connection can count anything;
+//! 6. start the native protocol transports (`[network]`: TCP, QUIC). A port
+//!    in use or unusable TLS material shuts the node down again and exits
+//!    1 (a failure to start the transport supervisor exits 3). Only then is
+//!    `spine_up` set and "ready" logged, so a client that waits for ready
+//!    finds the listeners bound;
+//! 7. wait for SIGINT/SIGTERM, then stop the transports (stop accepting,
+//!    close connections), then stop accepting in the node, drain, stop the
+//!    actors and sync the log (failure: exit 3), exit 0. If instead the
+//!    supervisor gives up (an actor failed too often), log why, stop the
+//!    transports, shut down what is left and exit 3. A second signal
+//!    during shutdown stops waiting and exits 3: everything acknowledged is
+//!    already on disk.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -29,6 +37,7 @@ use std::time::{Duration, Instant};
 use spine_actors::metrics;
 use spine_actors::node::{Node, NodeHandle, NodeParts, RecoverySummary};
 use spine_actors::system::{OsRandom, SystemClock};
+use spine_actors::transport::{TransportError, Transports};
 use spine_core::directory::Directory;
 use spine_core::time::Clock;
 use spine_core::ErrorCode;
@@ -36,7 +45,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{error, info, warn};
 
 use crate::cli::ServeArgs;
-use crate::config::{self, EnvLookup, LogFormat, NodeConfig};
+use crate::config::{self, EnvLookup, LogFormat, NodeConfig, Setting};
 use crate::directory::{self, Source};
 use crate::exit::{write_stdout, Exit, Failure};
 use crate::logging;
@@ -144,7 +153,8 @@ impl Fatal {
     }
 }
 
-/// Steps 4 to 6: start the node, serve metrics, wait, stop.
+/// Steps 4 to 7: start the node, serve metrics, start the transports,
+/// wait, stop.
 async fn serve(
     config: &NodeConfig,
     parts: NodeParts,
@@ -171,7 +181,7 @@ async fn serve(
         "actor tree started under its supervisor"
     );
 
-    let metrics_addr = match start_metrics(config, &node) {
+    let metrics_addr = match start_metrics(config) {
         Ok(addr) => addr,
         Err(failure) => {
             warn!("stopping the node again: the metrics endpoint could not start");
@@ -181,12 +191,43 @@ async fn serve(
             return Err(fatal.report(failure));
         }
     };
+    let transports = match Transports::start(node.clone(), &config.network).await {
+        Ok(transports) => transports,
+        Err(e) => {
+            warn!("stopping the node again: the native protocol transports could not start");
+            if let Err(e) = node.shutdown().await {
+                warn!(code = e.code(), error = %e, "shutdown after the failed start also failed");
+            }
+            return Err(fatal.report(transport_failure(&e)));
+        }
+    };
+    if metrics_addr.is_some() {
+        // Sets `spine_up`; the task ends with the runtime.
+        let _gauges = metrics::spawn_gauges(node.clone(), metrics::GAUGE_PERIOD);
+    }
     let metrics_shown =
         metrics_addr.map_or_else(|| "disabled".to_string(), |a| format!("http://{a}/metrics"));
+    let native_shown = transports.native_addr().map_or_else(
+        || "disabled".to_string(),
+        |a| {
+            let scheme = if config.network.has_tls() {
+                "tls"
+            } else {
+                "tcp"
+            };
+            format!("{scheme}://{a}")
+        },
+    );
+    let quic_shown = match transports.quic_addr() {
+        Some(a) => format!("quic://{a}"),
+        None if config.network.quic_enabled => "off (no TLS certificate)".to_string(),
+        None => "disabled".to_string(),
+    };
     info!(
         metrics = %metrics_shown,
-        transports = "none",
-        "listen addresses: metrics {metrics_shown}; no message transports yet"
+        native = %native_shown,
+        quic = %quic_shown,
+        "listen addresses: metrics {metrics_shown}; native protocol {native_shown}; QUIC {quic_shown}"
     );
     info!("ready; send SIGINT or SIGTERM to stop");
 
@@ -194,11 +235,18 @@ async fn serve(
         Stop::Signal(which) => {
             info!(
                 signal = which,
-                "shutdown requested; draining, stopping the actors and syncing the log"
+                "shutdown requested; closing connections, draining, stopping the actors and syncing the log"
             );
             metrics::mark_down();
+            let stop_all = async {
+                transports.stop().await;
+                info!(
+                    "native protocol transports stopped: no longer accepting, connections closed"
+                );
+                node.shutdown().await
+            };
             tokio::select! {
-                result = node.shutdown() => {
+                result = stop_all => {
                     result.map_err(|e| fatal.report(Failure::new(Exit::Runtime, &e)))?;
                 }
                 again = signals.next() => {
@@ -220,7 +268,11 @@ async fn serve(
             metrics::mark_down();
             let limit = Duration::from_millis(config.runtime.shutdown_drain_ms)
                 .saturating_add(FAILED_SHUTDOWN_GRACE);
-            match tokio::time::timeout(limit, node.shutdown()).await {
+            let stop_all = async {
+                transports.stop().await;
+                node.shutdown().await
+            };
+            match tokio::time::timeout(limit, stop_all).await {
                 Ok(Ok(())) => info!("log synced and data directory released after the failure"),
                 Ok(Err(e)) => {
                     warn!(code = e.code(), error = %e, "shutdown after the failure also failed")
@@ -236,9 +288,10 @@ async fn serve(
     }
 }
 
-/// Installs the metrics endpoint and the gauge task, if enabled; answers
-/// the address served.
-fn start_metrics(config: &NodeConfig, node: &NodeHandle) -> Result<Option<SocketAddr>, Failure> {
+/// Installs the metrics endpoint, if enabled; answers the address served.
+/// The gauge task (which sets `spine_up`) is started once everything
+/// listens.
+fn start_metrics(config: &NodeConfig) -> Result<Option<SocketAddr>, Failure> {
     if !config.metrics.enabled {
         return Ok(None);
     }
@@ -260,9 +313,35 @@ fn start_metrics(config: &NodeConfig, node: &NodeHandle) -> Result<Option<Socket
         };
         Failure::new(exit, &e)
     })?;
-    // The task ends with the runtime.
-    let _gauges = metrics::spawn_gauges(node.clone(), metrics::GAUGE_PERIOD);
     Ok(Some(addr))
+}
+
+/// How a transport start-up failure leaves the process: what the operator
+/// can fix in the configuration (an address in use, TLS material) exits 1,
+/// like a metrics port in use; anything else is a runtime failure.
+fn transport_failure(e: &TransportError) -> Failure {
+    let exit = match e {
+        TransportError::Config(_) | TransportError::Bind { .. } | TransportError::Tls(_) => {
+            Exit::Usage
+        }
+        TransportError::Supervisor(_) => Exit::Runtime,
+    };
+    let mut failure = Failure::new(exit, e);
+    if let TransportError::Bind { transport, .. } = e {
+        let setting = if *transport == "quic" {
+            Setting::QuicListen
+        } else {
+            Setting::NativeListen
+        };
+        failure.message = format!(
+            "{} (the address is {}: flag {}, env {})",
+            failure.message,
+            setting.key(),
+            setting.flag(),
+            setting.env()
+        );
+    }
+    failure
 }
 
 /// Why the node stops.

@@ -133,9 +133,9 @@ level = "debug"
 
     #[test]
     fn unknown_section_names_the_section() {
-        let e = parse_str("[storage]\n\n[network]\nport = 1\n").unwrap_err();
+        let e = parse_str("[storage]\n\n[networking]\nport = 1\n").unwrap_err();
         let text = e.to_string();
-        assert!(text.contains("network"), "{text}");
+        assert!(text.contains("networking"), "{text}");
         assert!(text.contains("line 3"), "{text}");
     }
 

@@ -37,6 +37,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use spine_actors::node::{RuntimeConfig, StorageConfig};
+use spine_actors::transport::NetworkConfig;
 use spine_core::directory::DEFAULT_HASH_ITERATIONS;
 
 pub use error::ConfigError;
@@ -57,6 +58,9 @@ pub struct NodeConfig {
     pub runtime: RuntimeConfig,
     /// The Prometheus scrape endpoint.
     pub metrics: MetricsConfig,
+    /// The native protocol's transports (TCP/TLS and QUIC): listeners, TLS
+    /// material and limits.
+    pub network: NetworkConfig,
     /// Diagnostics.
     pub log: LogConfig,
 }

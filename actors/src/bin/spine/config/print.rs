@@ -10,7 +10,7 @@ use super::error::ConfigError;
 use super::settings::Setting;
 use super::Loaded;
 
-const SECTIONS: [&str; 5] = Setting::SECTIONS;
+const SECTIONS: [&str; Setting::SECTIONS.len()] = Setting::SECTIONS;
 
 /// Renders `loaded` as annotated TOML.
 pub fn render(loaded: &Loaded) -> Result<String, ConfigError> {

@@ -74,6 +74,36 @@ pub enum Setting {
     MetricsListen,
     /// `metrics.allow_remote`.
     MetricsAllowRemote,
+    /// `network.native_enabled`.
+    NativeEnabled,
+    /// `network.native_listen`.
+    NativeListen,
+    /// `network.quic_enabled`.
+    QuicEnabled,
+    /// `network.quic_listen`.
+    QuicListen,
+    /// `network.allow_remote`.
+    NetworkAllowRemote,
+    /// `network.tls_cert`.
+    TlsCert,
+    /// `network.tls_key`.
+    TlsKey,
+    /// `network.client_ca`.
+    ClientCa,
+    /// `network.require_client_cert`.
+    RequireClientCert,
+    /// `network.max_connections`.
+    MaxConnections,
+    /// `network.max_in_flight` (per connection; not `storage.max_in_flight`).
+    MaxInFlightPerConnection,
+    /// `network.max_payload_bytes`.
+    MaxPayloadBytes,
+    /// `network.download_piece_bytes`.
+    DownloadPieceBytes,
+    /// `network.handshake_timeout_ms`.
+    HandshakeTimeoutMs,
+    /// `network.server_name`.
+    ServerName,
     /// `log.format`.
     LogFormat,
     /// `log.level`.
@@ -82,7 +112,7 @@ pub enum Setting {
 
 impl Setting {
     /// Every setting, in file order.
-    pub const ALL: [Setting; 31] = [
+    pub const ALL: [Setting; 46] = [
         Setting::DataDir,
         Setting::SegmentBytes,
         Setting::MaxRecordBytes,
@@ -112,12 +142,34 @@ impl Setting {
         Setting::MetricsEnabled,
         Setting::MetricsListen,
         Setting::MetricsAllowRemote,
+        Setting::NativeEnabled,
+        Setting::NativeListen,
+        Setting::QuicEnabled,
+        Setting::QuicListen,
+        Setting::NetworkAllowRemote,
+        Setting::TlsCert,
+        Setting::TlsKey,
+        Setting::ClientCa,
+        Setting::RequireClientCert,
+        Setting::MaxConnections,
+        Setting::MaxInFlightPerConnection,
+        Setting::MaxPayloadBytes,
+        Setting::DownloadPieceBytes,
+        Setting::HandshakeTimeoutMs,
+        Setting::ServerName,
         Setting::LogFormat,
         Setting::LogLevel,
     ];
 
     /// The sections of the file, in order.
-    pub const SECTIONS: [&'static str; 5] = ["storage", "directory", "runtime", "metrics", "log"];
+    pub const SECTIONS: [&'static str; 6] = [
+        "storage",
+        "directory",
+        "runtime",
+        "metrics",
+        "network",
+        "log",
+    ];
 
     /// The dotted file key, `section.field`.
     pub fn key(self) -> &'static str {
@@ -151,6 +203,21 @@ impl Setting {
             Setting::MetricsEnabled => "metrics.enabled",
             Setting::MetricsListen => "metrics.listen",
             Setting::MetricsAllowRemote => "metrics.allow_remote",
+            Setting::NativeEnabled => "network.native_enabled",
+            Setting::NativeListen => "network.native_listen",
+            Setting::QuicEnabled => "network.quic_enabled",
+            Setting::QuicListen => "network.quic_listen",
+            Setting::NetworkAllowRemote => "network.allow_remote",
+            Setting::TlsCert => "network.tls_cert",
+            Setting::TlsKey => "network.tls_key",
+            Setting::ClientCa => "network.client_ca",
+            Setting::RequireClientCert => "network.require_client_cert",
+            Setting::MaxConnections => "network.max_connections",
+            Setting::MaxInFlightPerConnection => "network.max_in_flight",
+            Setting::MaxPayloadBytes => "network.max_payload_bytes",
+            Setting::DownloadPieceBytes => "network.download_piece_bytes",
+            Setting::HandshakeTimeoutMs => "network.handshake_timeout_ms",
+            Setting::ServerName => "network.server_name",
             Setting::LogFormat => "log.format",
             Setting::LogLevel => "log.level",
         }
@@ -193,6 +260,21 @@ impl Setting {
             Setting::MetricsEnabled => "SPINE_METRICS_ENABLED",
             Setting::MetricsListen => "SPINE_METRICS_LISTEN",
             Setting::MetricsAllowRemote => "SPINE_METRICS_ALLOW_REMOTE",
+            Setting::NativeEnabled => "SPINE_NATIVE_ENABLED",
+            Setting::NativeListen => "SPINE_NATIVE_LISTEN",
+            Setting::QuicEnabled => "SPINE_QUIC_ENABLED",
+            Setting::QuicListen => "SPINE_QUIC_LISTEN",
+            Setting::NetworkAllowRemote => "SPINE_NETWORK_ALLOW_REMOTE",
+            Setting::TlsCert => "SPINE_TLS_CERT",
+            Setting::TlsKey => "SPINE_TLS_KEY",
+            Setting::ClientCa => "SPINE_CLIENT_CA",
+            Setting::RequireClientCert => "SPINE_REQUIRE_CLIENT_CERT",
+            Setting::MaxConnections => "SPINE_MAX_CONNECTIONS",
+            Setting::MaxInFlightPerConnection => "SPINE_MAX_IN_FLIGHT_PER_CONNECTION",
+            Setting::MaxPayloadBytes => "SPINE_MAX_PAYLOAD_BYTES",
+            Setting::DownloadPieceBytes => "SPINE_DOWNLOAD_PIECE_BYTES",
+            Setting::HandshakeTimeoutMs => "SPINE_HANDSHAKE_TIMEOUT_MS",
+            Setting::ServerName => "SPINE_SERVER_NAME",
             Setting::LogFormat => "SPINE_LOG_FORMAT",
             Setting::LogLevel => "SPINE_LOG_LEVEL",
         }
@@ -230,6 +312,21 @@ impl Setting {
             Setting::MetricsEnabled => "--metrics-enabled",
             Setting::MetricsListen => "--metrics-listen",
             Setting::MetricsAllowRemote => "--metrics-allow-remote",
+            Setting::NativeEnabled => "--native-enabled",
+            Setting::NativeListen => "--native-listen",
+            Setting::QuicEnabled => "--quic-enabled",
+            Setting::QuicListen => "--quic-listen",
+            Setting::NetworkAllowRemote => "--network-allow-remote",
+            Setting::TlsCert => "--tls-cert",
+            Setting::TlsKey => "--tls-key",
+            Setting::ClientCa => "--client-ca",
+            Setting::RequireClientCert => "--require-client-cert",
+            Setting::MaxConnections => "--max-connections",
+            Setting::MaxInFlightPerConnection => "--max-in-flight-per-connection",
+            Setting::MaxPayloadBytes => "--max-payload-bytes",
+            Setting::DownloadPieceBytes => "--download-piece-bytes",
+            Setting::HandshakeTimeoutMs => "--handshake-timeout-ms",
+            Setting::ServerName => "--server-name",
             Setting::LogFormat => "--log-format",
             Setting::LogLevel => "--log-level",
         }
@@ -241,6 +338,7 @@ impl Setting {
         let directory = &mut config.directory;
         let runtime = &mut config.runtime;
         let metrics = &mut config.metrics;
+        let network = &mut config.network;
         match self {
             Setting::DataDir => storage.data_dir = PathBuf::from(raw),
             Setting::SegmentBytes => storage.segment_bytes = number(raw, "a number of bytes")?,
@@ -297,6 +395,31 @@ impl Setting {
             Setting::MetricsEnabled => metrics.enabled = boolean(raw)?,
             Setting::MetricsListen => metrics.listen = text(raw)?.to_string(),
             Setting::MetricsAllowRemote => metrics.allow_remote = boolean(raw)?,
+            Setting::NativeEnabled => network.native_enabled = boolean(raw)?,
+            Setting::NativeListen => network.native_listen = text(raw)?.to_string(),
+            Setting::QuicEnabled => network.quic_enabled = boolean(raw)?,
+            Setting::QuicListen => network.quic_listen = text(raw)?.to_string(),
+            Setting::NetworkAllowRemote => network.allow_remote = boolean(raw)?,
+            Setting::TlsCert => network.tls_cert = Some(PathBuf::from(raw)),
+            Setting::TlsKey => network.tls_key = Some(PathBuf::from(raw)),
+            Setting::ClientCa => network.client_ca = Some(PathBuf::from(raw)),
+            Setting::RequireClientCert => network.require_client_cert = boolean(raw)?,
+            Setting::MaxConnections => {
+                network.max_connections = number(raw, "a number of connections")?
+            }
+            Setting::MaxInFlightPerConnection => {
+                network.max_in_flight = number(raw, "a number of requests")?
+            }
+            Setting::MaxPayloadBytes => {
+                network.max_payload_bytes = number(raw, "a number of bytes")?
+            }
+            Setting::DownloadPieceBytes => {
+                network.download_piece_bytes = number(raw, "a number of bytes")?
+            }
+            Setting::HandshakeTimeoutMs => {
+                network.handshake_timeout_ms = number(raw, "a number of milliseconds")?
+            }
+            Setting::ServerName => network.server_name = text(raw)?.to_string(),
             Setting::LogFormat => config.log.format = log_format(raw)?,
             Setting::LogLevel => config.log.level = text(raw)?.to_string(),
         }
@@ -472,6 +595,60 @@ mod tests {
         assert!(e.contains("0 to 4294967295"), "{e}");
     }
 
+    #[test]
+    fn network_values_fill_the_network_section() {
+        let mut c = NodeConfig::default();
+        for (setting, raw) in [
+            (Setting::NativeEnabled, "false"),
+            (Setting::NativeListen, "127.0.0.1:0"),
+            (Setting::QuicEnabled, "false"),
+            (Setting::QuicListen, "[::1]:7777"),
+            (Setting::NetworkAllowRemote, "true"),
+            (Setting::TlsCert, "/etc/spine/cert.pem"),
+            (Setting::TlsKey, "/etc/spine/key.pem"),
+            (Setting::ClientCa, "/etc/spine/ca.pem"),
+            (Setting::RequireClientCert, "true"),
+            (Setting::MaxConnections, "12"),
+            (Setting::MaxInFlightPerConnection, "34"),
+            (Setting::MaxPayloadBytes, "65536"),
+            (Setting::DownloadPieceBytes, "4096"),
+            (Setting::HandshakeTimeoutMs, "250"),
+            (Setting::ServerName, "spine-a"),
+        ] {
+            setting.apply(&mut c, OsStr::new(raw)).unwrap();
+        }
+        let n = &c.network;
+        assert!(!n.native_enabled && !n.quic_enabled);
+        assert_eq!(n.native_listen, "127.0.0.1:0");
+        assert_eq!(n.quic_listen, "[::1]:7777");
+        assert!(n.allow_remote && n.require_client_cert);
+        assert_eq!(n.tls_cert, Some(PathBuf::from("/etc/spine/cert.pem")));
+        assert_eq!(n.tls_key, Some(PathBuf::from("/etc/spine/key.pem")));
+        assert_eq!(n.client_ca, Some(PathBuf::from("/etc/spine/ca.pem")));
+        assert_eq!(
+            (n.max_connections, n.max_in_flight, n.max_payload_bytes),
+            (12, 34, 65536)
+        );
+        assert_eq!(
+            (n.download_piece_bytes, n.handshake_timeout_ms),
+            (4096, 250)
+        );
+        assert_eq!(n.server_name, "spine-a");
+        // Storage's in-flight limit is a different setting.
+        assert_eq!(
+            c.storage.max_in_flight,
+            NodeConfig::default().storage.max_in_flight
+        );
+        let e = Setting::MaxPayloadBytes
+            .apply(&mut c, OsStr::new("4294967296"))
+            .unwrap_err();
+        assert!(e.contains("0 to 4294967295"), "{e}");
+        let e = Setting::RequireClientCert
+            .apply(&mut c, OsStr::new("yes"))
+            .unwrap_err();
+        assert!(e.contains("\"true\" or \"false\""), "{e}");
+    }
+
     #[cfg(unix)]
     #[test]
     fn non_utf8_is_an_error_for_text_but_fine_for_paths() {
@@ -482,6 +659,10 @@ mod tests {
         assert_eq!(c.storage.data_dir, PathBuf::from(raw));
         assert!(Setting::LogLevel.apply(&mut c, raw).is_err());
         assert!(Setting::MetricsListen.apply(&mut c, raw).is_err());
+        assert!(Setting::NativeListen.apply(&mut c, raw).is_err());
+        assert!(Setting::ServerName.apply(&mut c, raw).is_err());
+        Setting::TlsCert.apply(&mut c, raw).unwrap();
+        assert_eq!(c.network.tls_cert, Some(PathBuf::from(raw)));
         assert!(Setting::SegmentBytes.apply(&mut c, raw).is_err());
     }
 }

@@ -107,14 +107,21 @@ fn file_then_env_then_flag() {
 #[test]
 fn every_setting_is_reachable_from_env_and_flag() {
     let sample = |s: Setting| match s {
-        Setting::DataDir | Setting::Mailboxes | Setting::Workflows | Setting::DirectoryToml => {
-            "/some/path"
-        }
+        Setting::DataDir
+        | Setting::Mailboxes
+        | Setting::Workflows
+        | Setting::DirectoryToml
+        | Setting::TlsCert
+        | Setting::TlsKey
+        | Setting::ClientCa => "/some/path",
         Setting::LogFormat => "json",
         Setting::LogLevel => "trace",
-        Setting::MetricsEnabled => "false",
-        Setting::MetricsAllowRemote | Setting::HugePages => "true",
-        Setting::MetricsListen => "127.0.0.1:4242",
+        Setting::MetricsEnabled | Setting::NativeEnabled | Setting::QuicEnabled => "false",
+        Setting::MetricsAllowRemote
+        | Setting::HugePages
+        | Setting::NetworkAllowRemote
+        | Setting::RequireClientCert => "true",
+        Setting::MetricsListen | Setting::NativeListen | Setting::QuicListen => "127.0.0.1:4242",
         _ => "4242",
     };
     for setting in Setting::ALL {
@@ -460,6 +467,12 @@ fn every_model_field_has_a_setting() {
             toml: Some("/t".into()),
             ..DirectoryConfig::default()
         },
+        network: NetworkConfig {
+            tls_cert: Some("/c".into()),
+            tls_key: Some("/k".into()),
+            client_ca: Some("/ca".into()),
+            ..NetworkConfig::default()
+        },
         ..NodeConfig::default()
     })
     .unwrap();
@@ -488,9 +501,14 @@ fn help_defaults_match_the_model() {
     let cmd = Cli::command();
     let serve = cmd.find_subcommand("serve").unwrap();
     for setting in Setting::ALL {
-        let (_, field) = setting.section_and_field();
+        // Field names repeat across sections (max_in_flight, allow_remote):
+        // look only inside the setting's own section.
+        let (section, field) = setting.section_and_field();
         let Some(value) = text
             .lines()
+            .skip_while(|l| *l != format!("[{section}]"))
+            .skip(1)
+            .take_while(|l| !l.starts_with('['))
             .find_map(|l| l.strip_prefix(&format!("{field} = ")))
             .and_then(|rest| rest.split("  #").next())
         else {
@@ -692,4 +710,269 @@ fn unknown_keys_in_runtime_and_metrics_are_named() {
             "{shown}"
         );
     }
+}
+
+#[test]
+fn network_settings_layer_and_print_with_origins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_file(
+        tmp.path(),
+        "[network]\nnative_listen = \"127.0.0.1:7000\"\nmax_in_flight = 64\nserver_name = \"from-file\"\n",
+    );
+    let env = Env::default()
+        .with("SPINE_MAX_IN_FLIGHT_PER_CONNECTION", "128")
+        .with("SPINE_QUIC_ENABLED", "false");
+    let l = resolve_with(
+        Some(&file),
+        &[
+            (Setting::ServerName, "from-flag"),
+            (Setting::MaxInFlight, "9"),
+        ],
+        &env,
+    )
+    .unwrap();
+    let n = &l.config.network;
+    assert_eq!(n.native_listen, "127.0.0.1:7000");
+    assert_eq!(l.origin(Setting::NativeListen), Origin::File(file.clone()));
+    assert_eq!(n.max_in_flight, 128);
+    assert_eq!(
+        l.origin(Setting::MaxInFlightPerConnection),
+        Origin::Env("SPINE_MAX_IN_FLIGHT_PER_CONNECTION")
+    );
+    assert!(!n.quic_enabled);
+    assert_eq!(n.server_name, "from-flag");
+    assert_eq!(l.origin(Setting::ServerName), Origin::Flag("--server-name"));
+    // --max-in-flight is storage's, not the connection's.
+    assert_eq!(l.config.storage.max_in_flight, 9);
+    l.validate().unwrap();
+
+    let text = l.to_toml().unwrap();
+    let metrics = text.find("[metrics]").unwrap();
+    let network = text.find("[network]").unwrap();
+    let log = text.find("[log]").unwrap();
+    assert!(metrics < network && network < log, "{text}");
+    let section = &text[network..log];
+    for line in [
+        "native_enabled = true  # built-in default",
+        "native_listen = \"127.0.0.1:7000\"  # config file",
+        "quic_enabled = false  # environment variable SPINE_QUIC_ENABLED",
+        "quic_listen = \"127.0.0.1:7702\"  # built-in default",
+        "allow_remote = false  # built-in default",
+        "# tls_cert is not set (env SPINE_TLS_CERT, flag --tls-cert)",
+        "# tls_key is not set (env SPINE_TLS_KEY, flag --tls-key)",
+        "# client_ca is not set (env SPINE_CLIENT_CA, flag --client-ca)",
+        "require_client_cert = false  # built-in default",
+        "max_connections = 10000  # built-in default",
+        "max_in_flight = 128  # environment variable SPINE_MAX_IN_FLIGHT_PER_CONNECTION",
+        "max_payload_bytes = 16777216  # built-in default",
+        "download_piece_bytes = 262144  # built-in default",
+        "handshake_timeout_ms = 10000  # built-in default",
+        "server_name = \"from-flag\"  # flag --server-name",
+    ] {
+        assert!(section.contains(line), "{line:?} missing:\n{section}");
+    }
+    let reparsed = super::file::parse(Path::new("printed"), &text).unwrap();
+    assert_eq!(reparsed.config, l.config);
+    // Printed TLS paths round-trip too.
+    let l = resolve_with(
+        None,
+        &[
+            (Setting::TlsCert, "/etc/spine/cert.pem"),
+            (Setting::TlsKey, "/etc/spine/key.pem"),
+        ],
+        &Env::default(),
+    )
+    .unwrap();
+    let text = l.to_toml().unwrap();
+    assert!(
+        text.contains("tls_cert = \"/etc/spine/cert.pem\"  # flag --tls-cert"),
+        "{text}"
+    );
+    let reparsed = super::file::parse(Path::new("printed"), &text).unwrap();
+    assert_eq!(reparsed.config, l.config);
+}
+
+#[test]
+fn network_values_are_checked_by_the_transport_rules_with_origins() {
+    let check = |flag_values: &[(Setting, &str)], env: &Env| {
+        resolve_with(None, flag_values, env).unwrap().validate()
+    };
+    // Every problem reported, each blamed on its setting and origin.
+    let env = Env::default().with("SPINE_HANDSHAKE_TIMEOUT_MS", "5");
+    let p = problems(
+        check(
+            &[
+                (Setting::NativeListen, "nowhere"),
+                (Setting::MaxConnections, "0"),
+                (Setting::MaxInFlightPerConnection, "65537"),
+            ],
+            &env,
+        )
+        .unwrap_err(),
+    );
+    let settings: Vec<Setting> = p.iter().map(|p| p.setting).collect();
+    assert_eq!(
+        settings,
+        vec![
+            Setting::NativeListen,
+            Setting::MaxConnections,
+            Setting::MaxInFlightPerConnection,
+            Setting::HandshakeTimeoutMs,
+        ],
+        "{p:?}"
+    );
+    let text = p[0].to_string();
+    assert!(
+        text.starts_with("network.native_listen = \"nowhere\" (from flag --native-listen):")
+            && text.contains("IP:PORT"),
+        "{text}"
+    );
+    assert_eq!(
+        p[1].to_string(),
+        "network.max_connections = 0 (from flag --max-connections): must be 1 to 1000000"
+    );
+    assert!(
+        p[2].to_string().starts_with(
+            "network.max_in_flight = 65537 (from flag --max-in-flight-per-connection): must be 1 to 65536"
+        ),
+        "{}",
+        p[2]
+    );
+    assert!(
+        p[3].to_string()
+            .contains("environment variable SPINE_HANDSHAKE_TIMEOUT_MS"),
+        "{}",
+        p[3]
+    );
+
+    // A remote address is refused with how to allow it, and accepted once
+    // allowed; the permission is not blamed for the address.
+    let p = problems(check(&[(Setting::QuicListen, "0.0.0.0:7702")], &Env::default()).unwrap_err());
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].setting, Setting::QuicListen);
+    let text = p[0].to_string();
+    assert!(
+        text.contains("not a loopback address")
+            && text.contains("network.allow_remote is false (from built-in default")
+            && text.contains("--network-allow-remote")
+            && text.contains("SPINE_NETWORK_ALLOW_REMOTE"),
+        "{text}"
+    );
+    check(
+        &[
+            (Setting::QuicListen, "0.0.0.0:7702"),
+            (Setting::NativeListen, "[::]:7701"),
+            (Setting::NetworkAllowRemote, "true"),
+        ],
+        &Env::default(),
+    )
+    .unwrap();
+    // A disabled listener's address is not looked at.
+    check(
+        &[
+            (Setting::QuicEnabled, "false"),
+            (Setting::QuicListen, "0.0.0.0:7702"),
+        ],
+        &Env::default(),
+    )
+    .unwrap();
+    // Both listeners remote: both reported.
+    let env = Env::default().with("SPINE_NATIVE_LISTEN", "10.0.0.1:7701");
+    let p = problems(check(&[(Setting::QuicListen, "10.0.0.1:7702")], &env).unwrap_err());
+    let settings: Vec<Setting> = p.iter().map(|p| p.setting).collect();
+    assert_eq!(settings, vec![Setting::NativeListen, Setting::QuicListen]);
+    assert!(
+        p[0].to_string()
+            .contains("(from environment variable SPINE_NATIVE_LISTEN)"),
+        "{}",
+        p[0]
+    );
+
+    // TLS material: the pair is fine, half of it is not.
+    check(
+        &[
+            (Setting::TlsCert, "/c.pem"),
+            (Setting::TlsKey, "/k.pem"),
+            (Setting::ClientCa, "/ca.pem"),
+            (Setting::RequireClientCert, "true"),
+        ],
+        &Env::default(),
+    )
+    .unwrap();
+    let env = Env::default().with("SPINE_TLS_KEY", "/k.pem");
+    let p = problems(check(&[], &env).unwrap_err());
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].setting, Setting::TlsKey);
+    assert!(
+        p[0].to_string()
+            .contains("(from environment variable SPINE_TLS_KEY)")
+            && p[0].message.contains("together")
+            && p[0].message.contains("network.tls_cert is not set"),
+        "{}",
+        p[0]
+    );
+    let p = problems(check(&[(Setting::RequireClientCert, "true")], &Env::default()).unwrap_err());
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].setting, Setting::RequireClientCert);
+    assert!(
+        p[0].message.contains("--client-ca"),
+        "says how to set the CA: {}",
+        p[0]
+    );
+    let p = problems(check(&[(Setting::ClientCa, "/ca.pem")], &Env::default()).unwrap_err());
+    assert_eq!(p[0].setting, Setting::ClientCa);
+    let p = problems(
+        check(
+            &[(Setting::TlsCert, ""), (Setting::TlsKey, "/k.pem")],
+            &Env::default(),
+        )
+        .unwrap_err(),
+    );
+    assert_eq!(p[0].setting, Setting::TlsCert);
+    assert!(p[0].message.contains("empty"), "{}", p[0]);
+
+    // A piece larger than the payload limit: blamed on the piece size,
+    // naming the limit it is measured against.
+    let p = problems(
+        check(
+            &[
+                (Setting::MaxPayloadBytes, "65536"),
+                (Setting::DownloadPieceBytes, "131072"),
+            ],
+            &Env::default(),
+        )
+        .unwrap_err(),
+    );
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].setting, Setting::DownloadPieceBytes);
+    assert!(
+        p[0].message
+            .contains("network.max_payload_bytes is 65536 (from flag --max-payload-bytes"),
+        "{}",
+        p[0]
+    );
+    check(
+        &[
+            (Setting::MaxPayloadBytes, "67108864"),
+            (Setting::DownloadPieceBytes, "33554432"),
+        ],
+        &Env::default(),
+    )
+    .unwrap();
+    let p = problems(check(&[(Setting::ServerName, "")], &Env::default()).unwrap_err());
+    assert_eq!(p[0].setting, Setting::ServerName);
+}
+
+#[test]
+fn unknown_keys_in_network_are_named() {
+    let e = super::file::parse(
+        Path::new("f.toml"),
+        "[network]\nnative_listen = \"127.0.0.1:1\"\n\nmax_inflight = 3\n",
+    )
+    .unwrap_err();
+    let shown = e.to_string();
+    assert!(
+        shown.contains("max_inflight") && shown.contains("line 4"),
+        "{shown}"
+    );
 }

@@ -6,11 +6,13 @@
 //! as `WalConfig::validate` and the writer's, so storage never sees a value
 //! it would refuse or silently clamp.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::Path;
 
 use spine_actors::node::RuntimeConfig;
+use spine_actors::transport::NetworkConfig;
 use spine_core::directory::credentials::{MAX_HASH_ITERATIONS, MIN_HASH_ITERATIONS};
 
 use super::error::{ConfigError, Problem};
@@ -74,6 +76,7 @@ pub fn validate(loaded: &Loaded) -> Result<(), ConfigError> {
     directory(&mut c);
     runtime(&mut c);
     metrics(&mut c);
+    network(&mut c);
     log(&mut c);
     if c.problems.is_empty() {
         Ok(())
@@ -387,6 +390,223 @@ fn metrics(c: &mut Checker<'_>) {
                 c.loaded.origin(Setting::MetricsAllowRemote)
             ),
         );
+    }
+}
+
+/// The `[network]` settings, in file order.
+pub const NETWORK_SETTINGS: [Setting; 15] = [
+    Setting::NativeEnabled,
+    Setting::NativeListen,
+    Setting::QuicEnabled,
+    Setting::QuicListen,
+    Setting::NetworkAllowRemote,
+    Setting::TlsCert,
+    Setting::TlsKey,
+    Setting::ClientCa,
+    Setting::RequireClientCert,
+    Setting::MaxConnections,
+    Setting::MaxInFlightPerConnection,
+    Setting::MaxPayloadBytes,
+    Setting::DownloadPieceBytes,
+    Setting::HandshakeTimeoutMs,
+    Setting::ServerName,
+];
+
+/// A path setting's value as shown to the operator.
+fn shown_path(path: &Option<std::path::PathBuf>) -> String {
+    path.as_ref().map_or_else(
+        || "not set".to_string(),
+        |p| format!("{:?}", p.display().to_string()),
+    )
+}
+
+/// Copies `setting`'s field from `from` into `into` and returns its value
+/// as shown to the operator; `None` if `setting` is not a network setting.
+pub fn copy_network_field(
+    setting: Setting,
+    from: &NetworkConfig,
+    into: &mut NetworkConfig,
+) -> Option<String> {
+    let shown = match setting {
+        Setting::NativeEnabled => {
+            into.native_enabled = from.native_enabled;
+            from.native_enabled.to_string()
+        }
+        Setting::NativeListen => {
+            into.native_listen.clone_from(&from.native_listen);
+            format!("{:?}", from.native_listen)
+        }
+        Setting::QuicEnabled => {
+            into.quic_enabled = from.quic_enabled;
+            from.quic_enabled.to_string()
+        }
+        Setting::QuicListen => {
+            into.quic_listen.clone_from(&from.quic_listen);
+            format!("{:?}", from.quic_listen)
+        }
+        Setting::NetworkAllowRemote => {
+            into.allow_remote = from.allow_remote;
+            from.allow_remote.to_string()
+        }
+        Setting::TlsCert => {
+            into.tls_cert.clone_from(&from.tls_cert);
+            shown_path(&from.tls_cert)
+        }
+        Setting::TlsKey => {
+            into.tls_key.clone_from(&from.tls_key);
+            shown_path(&from.tls_key)
+        }
+        Setting::ClientCa => {
+            into.client_ca.clone_from(&from.client_ca);
+            shown_path(&from.client_ca)
+        }
+        Setting::RequireClientCert => {
+            into.require_client_cert = from.require_client_cert;
+            from.require_client_cert.to_string()
+        }
+        Setting::MaxConnections => {
+            into.max_connections = from.max_connections;
+            from.max_connections.to_string()
+        }
+        Setting::MaxInFlightPerConnection => {
+            into.max_in_flight = from.max_in_flight;
+            from.max_in_flight.to_string()
+        }
+        Setting::MaxPayloadBytes => {
+            into.max_payload_bytes = from.max_payload_bytes;
+            from.max_payload_bytes.to_string()
+        }
+        Setting::DownloadPieceBytes => {
+            into.download_piece_bytes = from.download_piece_bytes;
+            from.download_piece_bytes.to_string()
+        }
+        Setting::HandshakeTimeoutMs => {
+            into.handshake_timeout_ms = from.handshake_timeout_ms;
+            from.handshake_timeout_ms.to_string()
+        }
+        Setting::ServerName => {
+            into.server_name.clone_from(&from.server_name);
+            format!("{:?}", from.server_name)
+        }
+        _ => return None,
+    };
+    Some(shown)
+}
+
+/// The network settings a transport message names (by field name, outside
+/// quoted values), in the order named, each once.
+fn named_network_settings(message: &str) -> Vec<Setting> {
+    let mut unquoted = String::with_capacity(message.len());
+    let (mut quoted, mut escaped) = (false, false);
+    for ch in message.chars() {
+        match ch {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            _ if !quoted => unquoted.push(ch),
+            _ => {}
+        }
+    }
+    let mut named = Vec::new();
+    for word in unquoted.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if let Some(setting) = NETWORK_SETTINGS
+            .into_iter()
+            .find(|s| s.section_and_field().1 == word)
+        {
+            if !named.contains(&setting) {
+                named.push(setting);
+            }
+        }
+    }
+    named
+}
+
+/// Whether `setting`'s field in `config` differs from its default.
+fn network_field_set(setting: Setting, config: &NetworkConfig) -> bool {
+    let mut reset = config.clone();
+    copy_network_field(setting, &NetworkConfig::default(), &mut reset);
+    reset != *config
+}
+
+/// The transport's own rules (`NetworkConfig::validate`) are the only
+/// source of the `[network]` ranges and cross-setting rules. It stops at
+/// the first problem, naming the fields involved (blamed field first).
+/// Checking each value alone over the defaults, as for the runtime, would
+/// wrongly blame a `tls_cert` given with its key or a remote address given
+/// with `allow_remote`; so the merged section is checked, the problem
+/// blamed on the first setting it names that was changed from its default
+/// (with its origin, and how to set the others it names), that setting put
+/// back to its default, and the check repeated until it passes. A problem
+/// that names a setting already put back may be an artefact of that reset,
+/// so it is not reported (it shows once the first problem is fixed).
+fn network(c: &mut Checker<'_>) {
+    let merged = c.loaded.config.network.clone();
+    for (setting, path) in [
+        (Setting::TlsCert, &merged.tls_cert),
+        (Setting::TlsKey, &merged.tls_key),
+        (Setting::ClientCa, &merged.client_ca),
+    ] {
+        if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            c.fail(setting, "\"\"", "is empty; give the path of a PEM file");
+        }
+    }
+    let defaults = NetworkConfig::default();
+    let mut working = merged.clone();
+    let mut reset: Vec<Setting> = Vec::new();
+    // Each round puts one more setting back to its default: bounded.
+    for _ in 0..=NETWORK_SETTINGS.len() {
+        let Err(why) = working.validate() else {
+            return;
+        };
+        let named = named_network_settings(&why);
+        let Some(setting) = named
+            .iter()
+            .copied()
+            .find(|s| network_field_set(*s, &working))
+            .or_else(|| named.first().copied())
+        else {
+            // Names no setting (not expected): report it whole, once.
+            c.fail(
+                Setting::NativeListen,
+                format!("{:?}", merged.native_listen),
+                why,
+            );
+            return;
+        };
+        let before = working.clone();
+        copy_network_field(setting, &defaults, &mut working);
+        if named.iter().any(|s| reset.contains(s)) {
+            if working == before {
+                return;
+            }
+            reset.push(setting);
+            continue;
+        }
+        let mut scratch = NetworkConfig::default();
+        let shown = copy_network_field(setting, &merged, &mut scratch).unwrap_or_default();
+        let (_, field) = setting.section_and_field();
+        let mut message = match why.strip_prefix(field).map(str::trim_start) {
+            Some(rest) if rest.starts_with("must ") || rest.starts_with("needs ") => {
+                rest.to_string()
+            }
+            _ => why.clone(),
+        };
+        for other in named.iter().copied().filter(|s| *s != setting) {
+            let value = copy_network_field(other, &merged, &mut scratch).unwrap_or_default();
+            let _ = write!(
+                message,
+                "; {} is {value} (from {}; flag {}, env {})",
+                other.key(),
+                c.loaded.origin(other),
+                other.flag(),
+                other.env()
+            );
+        }
+        c.fail(setting, shown, message);
+        if working == before {
+            return;
+        }
+        reset.push(setting);
     }
 }
 

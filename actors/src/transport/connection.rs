@@ -1,0 +1,310 @@
+//! [`ConnectionActor`]: one per client connection, holding its session —
+//! the mailbox it authenticated as and its push subscription.
+//!
+//! Invariants and why:
+//! - Until `HELLO` succeeds only `PING` is answered; everything else gets
+//!   `NOT_AUTHENTICATED`. With client certificates required, the mailbox
+//!   named in `HELLO` must be the certificate's (its CN) and active in the
+//!   directory; otherwise the password is checked against the directory's
+//!   salted hash. After [`MAX_FAILED_HELLOS`] failures the connection is
+//!   closed, so one connection cannot be used to guess passwords quickly.
+//! - Requests are served concurrently (one task each), bounded by the
+//!   permit the stream reader took; the actor itself only does the cheap
+//!   session bookkeeping, so one slow request never blocks the others.
+//! - At most one subscription per connection; it ends with the stream it
+//!   was made on, with `UNSUBSCRIBE`, or with the connection. Pushes stop
+//!   at zero credit and resume when `CREDIT` grants more; credit never
+//!   exceeds the protocol's `max_credit`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use spine_core::ids::MailboxId;
+use spine_protocol::{Request, Response, WireError, WireErrorCode};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+
+use super::handler::{error_response, handle, Answer};
+use super::stream::{Outbox, Outgoing};
+use super::Context;
+
+/// Failed `HELLO`s after which a connection is closed.
+pub(crate) const MAX_FAILED_HELLOS: u32 = 3;
+
+/// The actor (its state is [`ConnState`]).
+#[derive(Debug)]
+pub(crate) struct ConnectionActor;
+
+/// What a connection actor starts with.
+#[derive(Debug)]
+pub(crate) struct ConnArgs {
+    pub(crate) context: Arc<Context>,
+    pub(crate) peer: SocketAddr,
+    /// The mailbox a verified client certificate maps to.
+    pub(crate) cert_mailbox: Option<MailboxId>,
+    /// `tcp`, `tls` or `quic`, for logs.
+    pub(crate) transport: &'static str,
+}
+
+/// Messages from the connection's streams. (`Request` is large and the
+/// other variant small; boxing it would cost an allocation per request.)
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum ConnMsg {
+    /// A decoded request, its answer's outbox and its in-flight permit.
+    Request {
+        id: u64,
+        request: Request,
+        out: Outbox,
+        permit: OwnedSemaphorePermit,
+        stream_id: u64,
+    },
+    /// The client ended a stream.
+    StreamEnded { stream_id: u64 },
+}
+
+/// A connection's session.
+#[derive(Debug)]
+pub(crate) struct ConnState {
+    args: ConnArgs,
+    mailbox: Option<MailboxId>,
+    failed_hellos: u32,
+    subscription: Option<Subscription>,
+}
+
+#[derive(Debug)]
+struct Subscription {
+    stream_id: u64,
+    credit: Arc<Semaphore>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Actor for ConnectionActor {
+    type Msg = ConnMsg;
+    type State = ConnState;
+    type Arguments = ConnArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<ConnMsg>,
+        args: ConnArgs,
+    ) -> Result<ConnState, ActorProcessingErr> {
+        metrics::gauge!("spine_connections").increment(1.0);
+        tracing::debug!(peer = %args.peer, transport = args.transport, "connection opened");
+        Ok(ConnState {
+            args,
+            mailbox: None,
+            failed_hellos: 0,
+            subscription: None,
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<ConnMsg>,
+        state: &mut ConnState,
+    ) -> Result<(), ActorProcessingErr> {
+        metrics::gauge!("spine_connections").decrement(1.0);
+        state.subscription = None;
+        tracing::debug!(peer = %state.args.peer, "connection closed");
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ConnMsg>,
+        msg: ConnMsg,
+        state: &mut ConnState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ConnMsg::StreamEnded { stream_id } => {
+                if state
+                    .subscription
+                    .as_ref()
+                    .is_some_and(|s| s.stream_id == stream_id)
+                {
+                    state.subscription = None;
+                }
+            }
+            ConnMsg::Request {
+                id,
+                request,
+                out,
+                permit,
+                stream_id,
+            } => {
+                state
+                    .request(&myself, id, request, out, permit, stream_id)
+                    .await
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ConnState {
+    async fn request(
+        &mut self,
+        myself: &ActorRef<ConnMsg>,
+        id: u64,
+        request: Request,
+        out: Outbox,
+        permit: OwnedSemaphorePermit,
+        stream_id: u64,
+    ) {
+        let context = Arc::clone(&self.args.context);
+        let Some(mailbox) = self.mailbox.clone() else {
+            let answer = match request {
+                Request::Hello {
+                    mailbox, password, ..
+                } => self.hello(mailbox, password.expose()).await,
+                Request::Ping => Response::Pong,
+                _ => error_response(
+                    WireErrorCode::NotAuthenticated,
+                    "authenticate first: send HELLO with your mailbox and password",
+                ),
+            };
+            let _ = out.send(Outgoing::Frame(id, answer)).await;
+            if self.failed_hellos >= MAX_FAILED_HELLOS {
+                tracing::info!(peer = %self.args.peer, "closing a connection after repeated failed HELLOs");
+                let _ = out.send(Outgoing::Close).await;
+                myself.stop(None);
+            }
+            drop(permit);
+            return;
+        };
+        match request {
+            Request::Hello { .. } => {
+                let answer = error_response(
+                    WireErrorCode::UnexpectedFrame,
+                    "this connection is already authenticated; open a new connection for \
+                     another mailbox",
+                );
+                let _ = out.send(Outgoing::Frame(id, answer)).await;
+            }
+            Request::Subscribe { credit } => {
+                self.subscription = None;
+                let max = context.limits.max_credit;
+                let credit = credit.min(max);
+                let _ = out
+                    .send(Outgoing::Frame(id, Response::Subscribed { credit }))
+                    .await;
+                match context.node.subscribe(&mailbox).await {
+                    Ok(notifications) => {
+                        let window = Arc::new(Semaphore::new(credit as usize));
+                        let task = tokio::spawn(push_loop(notifications, Arc::clone(&window), out));
+                        self.subscription = Some(Subscription {
+                            stream_id,
+                            credit: window,
+                            task,
+                        });
+                    }
+                    Err(e) => {
+                        let _ = out
+                            .send(Outgoing::Frame(
+                                0,
+                                Response::Error(WireError::from_error(&e)),
+                            ))
+                            .await;
+                    }
+                }
+            }
+            Request::Credit { add } => {
+                if let Some(sub) = &self.subscription {
+                    let max = context.limits.max_credit as usize;
+                    let room = max.saturating_sub(sub.credit.available_permits());
+                    sub.credit.add_permits((add as usize).min(room));
+                }
+            }
+            Request::Unsubscribe => {
+                self.subscription = None;
+                let _ = out.send(Outgoing::Frame(id, Response::Unsubscribed)).await;
+            }
+            other => {
+                tokio::spawn(async move {
+                    match handle(&context.node, &mailbox, other, context.piece_bytes).await {
+                        Answer::One(response) => {
+                            let _ = out.send(Outgoing::Frame(id, response)).await;
+                        }
+                        Answer::Pieces(pieces) => {
+                            for piece in pieces {
+                                if out.send(Outgoing::Frame(id, piece)).await.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    drop(permit);
+                });
+            }
+        }
+    }
+
+    async fn hello(&mut self, mailbox: MailboxId, password: &str) -> Response {
+        let context = &self.args.context;
+        let result = if context.require_client_cert {
+            match &self.args.cert_mailbox {
+                Some(cert) if *cert == mailbox && context.node.mailbox_active(&mailbox) => Ok(()),
+                Some(cert) if *cert != mailbox => Err(format!(
+                    "your client certificate is for mailbox {cert}, not {mailbox}; use the \
+                     certificate issued for the mailbox you name"
+                )),
+                Some(_) => Err(format!("mailbox {mailbox} is unknown or inactive")),
+                None => Err(
+                    "this server requires a client certificate that maps to your mailbox"
+                        .to_string(),
+                ),
+            }
+        } else {
+            context
+                .node
+                .authenticate(&mailbox, password)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        match result {
+            Ok(()) => {
+                tracing::debug!(peer = %self.args.peer, %mailbox, "authenticated");
+                self.mailbox = Some(mailbox.clone());
+                Response::HelloOk {
+                    mailbox,
+                    server_name: context.server_name.clone(),
+                    limits: context.limits.advertise(),
+                }
+            }
+            Err(why) => {
+                self.failed_hellos += 1;
+                metrics::counter!("spine_auth_failures_total").increment(1);
+                error_response(WireErrorCode::AuthFailed, &why)
+            }
+        }
+    }
+}
+
+/// Pushes each newly accepted message while credit lasts.
+async fn push_loop(
+    mut notifications: tokio::sync::mpsc::Receiver<crate::node::Notification>,
+    credit: Arc<Semaphore>,
+    out: Outbox,
+) {
+    while let Some(n) = notifications.recv().await {
+        let Ok(permit) = credit.acquire().await else {
+            return;
+        };
+        permit.forget();
+        let push = Response::Push {
+            envelope: n.envelope,
+            order: n.order,
+        };
+        if out.send(Outgoing::Frame(0, push)).await.is_err() {
+            return;
+        }
+    }
+}

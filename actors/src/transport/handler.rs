@@ -1,0 +1,234 @@
+//! What the node answers to one authenticated native-protocol request.
+//!
+//! Transport-independent: TCP, TLS and QUIC connections all hand their
+//! decoded requests here, with the mailbox the connection authenticated as,
+//! and write out whatever [`Answer`] comes back.
+//!
+//! Invariants and why:
+//! - The mailbox always comes from the connection, never from the request:
+//!   a send's sender is the authenticated mailbox, and listing,
+//!   downloading, acknowledging and tracking go through the node's own
+//!   ownership checks for that mailbox, so a connection can act only for
+//!   its own mailbox.
+//! - Every node error becomes an `ERROR` frame carrying the node's stable
+//!   text code and the numeric class `WireErrorCode::from_name` gives it;
+//!   nothing is dropped or turned into a panic.
+//! - A download answers with pieces of at most `piece_bytes`, sliced from
+//!   the chunk's `Bytes` without copying, so one large chunk never holds up
+//!   other answers on a connection for more than one piece.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use spine_core::ids::MailboxId;
+use spine_protocol::{
+    split_download, BatchItem, DownloadPieces, InboxEntry, LookupEntry, Request, Response,
+    SendHeader, SendOk, TrackInfo, WireError, WireErrorCode,
+};
+
+use crate::node::{MessageView, NodeHandle, RequestError, SendRequest};
+
+/// The answer to one request.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// A single response frame.
+    One(Response),
+    /// A streamed download: its pieces, in order.
+    Pieces(DownloadPieces),
+}
+
+impl Answer {
+    fn error(e: &RequestError) -> Answer {
+        Answer::One(Response::Error(WireError::from_error(e)))
+    }
+}
+
+/// An `ERROR` response of class `code`.
+pub(crate) fn error_response(code: WireErrorCode, message: &str) -> Response {
+    Response::Error(WireError::new(code, code.name(), message))
+}
+
+/// Serves `request` for `mailbox`. `HELLO`, `SUBSCRIBE`, `CREDIT` and
+/// `UNSUBSCRIBE` are connection-level and handled by the connection; they
+/// are refused here.
+pub(crate) async fn handle(
+    node: &NodeHandle,
+    mailbox: &MailboxId,
+    request: Request,
+    piece_bytes: usize,
+) -> Answer {
+    match request {
+        Request::Send { header, body } => match send(node, mailbox, header, body).await {
+            Ok(ok) => Answer::One(Response::SendOk(ok)),
+            Err(e) => Answer::error(&e),
+        },
+        Request::SendBatch(items) => Answer::One(Response::SendBatchOk(
+            send_batch(node, mailbox, items).await,
+        )),
+        Request::SendChunk {
+            message_id,
+            chunk_no,
+            body,
+        } => match node.send_chunk(mailbox, &message_id, chunk_no, body).await {
+            Ok(out) => Answer::One(Response::ChunkOk {
+                complete: out.complete,
+            }),
+            Err(e) => Answer::error(&e),
+        },
+        Request::ListInbox {
+            workflow_filter,
+            max_results,
+            after,
+        } => match node
+            .list_inbox(
+                mailbox,
+                workflow_filter.as_deref(),
+                after,
+                max_results as usize,
+            )
+            .await
+        {
+            Ok(page) => Answer::One(Response::InboxPage {
+                messages: page
+                    .messages
+                    .iter()
+                    .map(|m| InboxEntry::from_envelope(&m.envelope, m.accepted_seq.unwrap_or(0)))
+                    .collect(),
+                next: page.next,
+                total: page.total as u64,
+            }),
+            Err(e) => Answer::error(&e),
+        },
+        Request::Download {
+            message_id,
+            chunk_no,
+        } => match node.download(mailbox, &message_id, chunk_no).await {
+            Ok(d) => Answer::Pieces(split_download(
+                Arc::clone(&d.view.envelope),
+                d.chunk_no,
+                d.body,
+                piece_bytes,
+            )),
+            Err(e) => Answer::error(&e),
+        },
+        Request::Acknowledge { message_id } => match node.acknowledge(mailbox, &message_id).await {
+            Ok(()) => Answer::One(Response::AckOk),
+            Err(e) => Answer::error(&e),
+        },
+        Request::Track { message_id } => match node.track(mailbox, &message_id).await {
+            Ok(view) => Answer::One(Response::TrackInfo(track_info(&view))),
+            Err(e) => Answer::error(&e),
+        },
+        Request::Lookup {
+            ods_code,
+            workflow_id,
+        } => {
+            let found = match &ods_code {
+                Some(ods) => node.lookup(ods, &workflow_id).await,
+                None => node.workflow_search(&workflow_id).await,
+            };
+            match found {
+                Ok(list) => Answer::One(Response::LookupResult(
+                    list.into_iter()
+                        .map(|m| LookupEntry {
+                            mailbox_id: m.mailbox_id,
+                            mailbox_name: m.mailbox_name,
+                            ods_code: m.ods_code,
+                        })
+                        .collect(),
+                )),
+                Err(e) => Answer::error(&e),
+            }
+        }
+        Request::Ping => Answer::One(Response::Pong),
+        Request::Hello { .. }
+        | Request::Subscribe { .. }
+        | Request::Credit { .. }
+        | Request::Unsubscribe => Answer::One(error_response(
+            WireErrorCode::UnexpectedFrame,
+            "this request is handled by the connection, not here (a second HELLO?)",
+        )),
+    }
+}
+
+fn send_request(sender: &MailboxId, header: SendHeader, body: Bytes) -> SendRequest {
+    SendRequest {
+        sender: sender.clone(),
+        recipient: header.recipient,
+        workflow_id: header.workflow_id,
+        subject: header.subject,
+        local_id: header.local_id,
+        file_name: header.file_name,
+        content_type: header.content_type,
+        compressed: header.compressed,
+        encrypted: header.encrypted,
+        checksum: header.checksum,
+        partner_id: header.partner_id,
+        total_chunks: header.total_chunks,
+        idempotency_key: header.idempotency_key,
+        body,
+    }
+}
+
+async fn send(
+    node: &NodeHandle,
+    sender: &MailboxId,
+    header: SendHeader,
+    body: Bytes,
+) -> Result<SendOk, RequestError> {
+    let out = node.send(send_request(sender, header, body)).await?;
+    Ok(SendOk {
+        message_id: out.message_id,
+        duplicate: out.duplicate,
+        status: out.status,
+    })
+}
+
+/// Sends every item concurrently (they reach their partitions together and
+/// share log batches) and answers in item order.
+async fn send_batch(
+    node: &NodeHandle,
+    sender: &MailboxId,
+    items: Vec<BatchItem>,
+) -> Vec<Result<SendOk, WireError>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    let count = items.len();
+    for (i, item) in items.into_iter().enumerate() {
+        let node = node.clone();
+        let sender = sender.clone();
+        tasks.spawn(async move {
+            let result = send(&node, &sender, item.header, item.body)
+                .await
+                .map_err(|e| WireError::from_error(&e));
+            (i, result)
+        });
+    }
+    let mut results: Vec<Option<Result<SendOk, WireError>>> = (0..count).map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((i, result)) = joined {
+            if let Some(slot) = results.get_mut(i) {
+                *slot = Some(result);
+            }
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| {
+            // A send task that panicked has an unknown outcome.
+            r.unwrap_or_else(|| Err(WireError::from_error(&RequestError::OutcomeUnknown)))
+        })
+        .collect()
+}
+
+fn track_info(view: &MessageView) -> TrackInfo {
+    TrackInfo {
+        envelope: Arc::clone(&view.envelope),
+        status: view.status,
+        order: view.accepted_seq,
+        // Chunks whose bytes the node holds (an acknowledged message's are
+        // released, so it reports 0).
+        chunks_received: view.chunks.iter().filter(|c| c.is_some()).count() as u32,
+        acknowledged_at: view.acknowledged_at,
+        expired_at: view.expired_at,
+    }
+}

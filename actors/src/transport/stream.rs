@@ -1,0 +1,189 @@
+//! Drives one byte stream of the native protocol: a TCP (or TLS)
+//! connection, or one QUIC bidirectional stream.
+//!
+//! The reader decodes frames and hands each request, with a permit from the
+//! connection's in-flight semaphore and this stream's outbox, to the
+//! connection actor. One writer task per stream drains the outbox, encoding
+//! as many queued answers as are ready into one buffer per write (small
+//! answers are coalesced; large payload pieces are written from their own
+//! `Bytes`, uncopied).
+//!
+//! Invariants and why:
+//! - The reader takes an in-flight permit *before* it hands a request on,
+//!   so a client that pipelines more than `max_in_flight` requests simply
+//!   stops being read: backpressure reaches it through TCP/QUIC flow
+//!   control, and no queue in the node grows.
+//! - The outbox is bounded; whoever answers waits for room, so a client
+//!   that does not read its answers stalls only itself.
+//! - After the client ends its side, every request already read is still
+//!   answered before the stream is closed (the writer ends when the last
+//!   outbox sender — held by in-flight requests — is gone).
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use ractor::ActorRef;
+use spine_protocol::{Response, ServerCodec};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, Semaphore};
+
+use super::connection::ConnMsg;
+use super::Context;
+
+/// Answers waiting to be written on one stream.
+pub(crate) type Outbox = mpsc::Sender<Outgoing>;
+
+/// One item for a stream's writer.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// A response frame for a request id (0: a push or a connection error).
+    Frame(u64, Response),
+    /// Write what is queued, then close the stream.
+    Close,
+}
+
+/// Outbox capacity per stream, in frames.
+const OUTBOX_FRAMES: usize = 256;
+/// Coalesce queued answers up to this many bytes per write.
+const WRITE_BUFFER_BYTES: usize = 256 << 10;
+/// Payload pieces at least this large are written uncopied.
+const DIRECT_PAYLOAD_BYTES: usize = 64 << 10;
+/// Read buffer growth step.
+const READ_CHUNK_BYTES: usize = 64 << 10;
+
+/// Serves one stream until the client ends it, the connection actor
+/// stops, or a fatal protocol error. `stream_id` names the stream to the
+/// actor (0 for TCP).
+pub(crate) async fn serve_stream<R, W>(
+    mut reader: R,
+    writer: W,
+    context: Arc<Context>,
+    actor: ActorRef<ConnMsg>,
+    in_flight: Arc<Semaphore>,
+    stream_id: u64,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let codec = match ServerCodec::new(context.limits) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "transport limits are invalid; closing stream");
+            return;
+        }
+    };
+    let (outbox, queued) = mpsc::channel(OUTBOX_FRAMES);
+    let writer_task = tokio::spawn(write_loop(writer, queued, codec.clone()));
+    let mut decoder = codec;
+    let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    'read: loop {
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some((id, request))) => {
+                    let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+                        break 'read;
+                    };
+                    let msg = ConnMsg::Request {
+                        id,
+                        request,
+                        out: outbox.clone(),
+                        permit,
+                        stream_id,
+                    };
+                    if actor.cast(msg).is_err() {
+                        break 'read; // the connection is closing
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    metrics::counter!("spine_protocol_errors_total").increment(1);
+                    let frame = Outgoing::Frame(e.reply_id(), Response::Error(e.to_wire()));
+                    if outbox.send(frame).await.is_err() {
+                        break 'read;
+                    }
+                    if e.is_fatal() {
+                        tracing::debug!(error = %e, "unframeable input; closing stream");
+                        let _ = outbox.send(Outgoing::Close).await;
+                        break 'read;
+                    }
+                }
+            }
+        }
+        if buf.capacity() - buf.len() < READ_CHUNK_BYTES / 4 {
+            buf.reserve(READ_CHUNK_BYTES);
+        }
+        match reader.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    let _ = actor.cast(ConnMsg::StreamEnded { stream_id });
+    drop(outbox);
+    let _ = writer_task.await;
+}
+
+/// Writes answers until every outbox sender is gone or `Close` arrives,
+/// then shuts the write side down.
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut queued: mpsc::Receiver<Outgoing>,
+    codec: ServerCodec,
+) {
+    let mut buf = BytesMut::with_capacity(WRITE_BUFFER_BYTES);
+    'outer: while let Some(first) = queued.recv().await {
+        let mut next = Some(first);
+        while let Some(item) = next.take() {
+            let (id, response) = match item {
+                Outgoing::Frame(id, response) => (id, response),
+                Outgoing::Close => {
+                    let _ = writer.write_all(&buf).await;
+                    break 'outer;
+                }
+            };
+            let encoded = match codec.encode_parts(id, &response) {
+                Ok(e) => e,
+                Err(e) => {
+                    // The answer cannot be encoded (e.g. over a limit):
+                    // the client gets an error for that request instead.
+                    tracing::warn!(request = id, error = %e, "answer could not be encoded");
+                    match codec.encode_parts(id, &Response::Error(e.to_wire())) {
+                        Ok(err) => err,
+                        Err(_) => continue,
+                    }
+                }
+            };
+            if encoded
+                .payload
+                .iter()
+                .any(|p| p.len() >= DIRECT_PAYLOAD_BYTES)
+            {
+                buf.extend_from_slice(&encoded.head);
+                if writer.write_all(&buf).await.is_err() {
+                    break 'outer;
+                }
+                buf.clear();
+                for piece in &encoded.payload {
+                    if writer.write_all(piece).await.is_err() {
+                        break 'outer;
+                    }
+                }
+            } else {
+                encoded.write_to(&mut buf);
+            }
+            if buf.len() < WRITE_BUFFER_BYTES {
+                next = queued.try_recv().ok();
+            }
+        }
+        if !buf.is_empty() {
+            if writer.write_all(&buf).await.is_err() {
+                break;
+            }
+            buf.clear();
+        }
+        if writer.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = writer.flush().await;
+    let _ = writer.shutdown().await;
+}
