@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod load_bench;
 mod node_bench;
 mod report;
 mod wal_bench;
@@ -29,6 +30,8 @@ enum Command {
     Wal(wal_bench::WalArgs),
     /// In-process sends through a node: durable, memory-only, and the raw WAL figure.
     Node(node_bench::NodeArgs),
+    /// End-to-end load against a running node over TCP, TLS or QUIC, beside raw loopback TCP.
+    Load(load_bench::LoadArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +39,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Wal(args) => wal_bench::run(args),
         Command::Node(args) => node_bench::run(args),
+        Command::Load(args) => load_bench::run(args),
     }
 }

@@ -105,6 +105,20 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::certs::CertsCommand,
     },
+    /// Send a message (a file or text) to another mailbox.
+    Send(Box<crate::client_cmd::SendArgs>),
+    /// List the messages waiting in your inbox.
+    Inbox(Box<crate::client_cmd::InboxArgs>),
+    /// Download a message (every chunk) from your inbox.
+    Get(Box<crate::client_cmd::GetArgs>),
+    /// Acknowledge a message: it leaves your inbox.
+    Ack(Box<crate::client_cmd::MessageArgs>),
+    /// Track a message you sent.
+    Track(Box<crate::client_cmd::MessageArgs>),
+    /// Look up the mailboxes that receive a workflow.
+    Lookup(Box<crate::client_cmd::LookupArgs>),
+    /// Print messages as they arrive in your inbox (push, no polling).
+    Watch(Box<crate::client_cmd::WatchArgs>),
 }
 
 /// `spine wal ...`.

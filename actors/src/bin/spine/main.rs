@@ -15,6 +15,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod certs;
 mod cli;
+mod client_cmd;
 mod config;
 mod directory;
 mod exit;
@@ -28,6 +29,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Cli, Command, WalCommand};
+use crate::client_cmd::ClientCommand;
 use crate::exit::Exit;
 
 fn main() -> ExitCode {
@@ -50,6 +52,13 @@ fn main() -> ExitCode {
             command: WalCommand::Inspect(args),
         } => inspect::run(args),
         Command::Certs { command } => certs::run(command),
+        Command::Send(a) => client_cmd::run(ClientCommand::Send(a), &config::process_env),
+        Command::Inbox(a) => client_cmd::run(ClientCommand::Inbox(a), &config::process_env),
+        Command::Get(a) => client_cmd::run(ClientCommand::Get(a), &config::process_env),
+        Command::Ack(a) => client_cmd::run(ClientCommand::Ack(a), &config::process_env),
+        Command::Track(a) => client_cmd::run(ClientCommand::Track(a), &config::process_env),
+        Command::Lookup(a) => client_cmd::run(ClientCommand::Lookup(a), &config::process_env),
+        Command::Watch(a) => client_cmd::run(ClientCommand::Watch(a), &config::process_env),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -1,0 +1,526 @@
+//! `spine-bench load`: end-to-end load over the native protocol (TCP, TLS
+//! or QUIC) against a running node, with consumers that receive and
+//! acknowledge, and a check that every acknowledged send is received once.
+//!
+//! Phases: for `--seconds` producers send (each one connection keeping up
+//! to `--window` sends in flight) while consumers list, download and
+//! acknowledge; then producers stop and consumers drain for at most
+//! `--drain-seconds`. Throughput counts sends the node acknowledged during
+//! the measured phase. Latency is send-to-acknowledgement: in `--rate`
+//! mode measured from each send's *scheduled* time (so a stalled server
+//! cannot hide its queueing: coordinated omission), in `--max` mode from
+//! when the send was issued. Beside it, the same run measures raw loopback
+//! TCP throughput (1 KiB writes through one connection, nothing else) as
+//! the baseline.
+//!
+//! Verification: every message id the node acknowledged to a producer must
+//! be received by a consumer (`lost` counts those that were not after the
+//! drain); a message listed again after its consumer's acknowledgement
+//! completed counts as a `duplicate`.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use clap::Args;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use spine_client::{Client, ClientConfig, Endpoint, TlsOptions};
+use spine_core::ids::{MailboxId, MessageId, WorkflowId};
+use spine_protocol::{Limits, SendHeader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
+
+use crate::report::{latency_histogram, Latency};
+
+/// `spine-bench load` options.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// native://HOST:PORT, natives://HOST:PORT (TLS) or quic://HOST:PORT
+    #[arg(long, default_value = "native://127.0.0.1:7701")]
+    target: String,
+    /// Producer connections
+    #[arg(long, default_value_t = 4)]
+    producers: usize,
+    /// Consumer connections (at most one per mailbox)
+    #[arg(long, default_value_t = 3)]
+    consumers: usize,
+    /// Mailboxes to send between (the first N of --mailbox)
+    #[arg(long, default_value_t = 3)]
+    mailboxes: usize,
+    /// Mailbox ids (repeat); default the demo directory's X26ABC1..3
+    #[arg(long = "mailbox", value_name = "ID")]
+    mailbox_ids: Vec<String>,
+    /// Password of every mailbox
+    #[arg(long, default_value = "password")]
+    password: String,
+    /// Workflow id of the messages
+    #[arg(long, default_value = "SPINE_LOAD")]
+    workflow: String,
+    /// Message body size in bytes
+    #[arg(long, default_value_t = 1024)]
+    size: usize,
+    /// Sends in flight per producer
+    #[arg(long, default_value_t = 256)]
+    window: usize,
+    /// Fixed total send rate (messages per second, open loop)
+    #[arg(long, conflicts_with = "max")]
+    rate: Option<f64>,
+    /// Send as fast as the window allows (the default without --rate)
+    #[arg(long)]
+    max: bool,
+    /// Measured seconds
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Most seconds consumers get to drain after producers stop
+    #[arg(long, default_value_t = 60.0)]
+    drain_seconds: f64,
+    /// Skip the raw loopback TCP baseline
+    #[arg(long)]
+    no_baseline: bool,
+    /// CA certificate (PEM) for TLS/QUIC targets
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Client certificate (PEM) when the server requires one
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// Client key (PEM)
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Write the JSON result here too
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+struct Output {
+    benchmark: &'static str,
+    target: String,
+    mode: &'static str,
+    producers: usize,
+    consumers: usize,
+    mailboxes: usize,
+    size: usize,
+    window: usize,
+    rate: Option<f64>,
+    seconds: f64,
+    throughput_msgs_per_s: f64,
+    latency_us: Latency,
+    sent: u64,
+    acked: u64,
+    send_errors: u64,
+    received: u64,
+    lost: u64,
+    duplicates: u64,
+    consumer_errors: u64,
+    drain_s: f64,
+    raw_tcp_msgs_per_s: Option<f64>,
+    raw_tcp_mb_per_s: Option<f64>,
+    first_errors: Vec<String>,
+}
+
+/// Shared tallies.
+#[derive(Default)]
+struct Tally {
+    sent: AtomicU64,
+    acked: AtomicU64,
+    send_errors: AtomicU64,
+    received: AtomicU64,
+    duplicates: AtomicU64,
+    consumer_errors: AtomicU64,
+    acked_ids: Mutex<HashSet<MessageId>>,
+    received_ids: Mutex<HashSet<MessageId>>,
+    errors: Mutex<Vec<String>>,
+}
+
+impl Tally {
+    fn error(&self, what: String) {
+        let mut e = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        if e.len() < 10 {
+            e.push(what);
+        }
+    }
+}
+
+pub fn run(args: LoadArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.producers > 0, "--producers must be at least 1");
+    anyhow::ensure!(args.window > 0, "--window must be at least 1");
+    anyhow::ensure!(
+        args.size > 0 && args.size <= 16 << 20,
+        "--size must be 1 to 16777216"
+    );
+    anyhow::ensure!(args.seconds > 0.0, "--seconds must be positive");
+    if let Some(rate) = args.rate {
+        anyhow::ensure!(
+            rate > 0.0 && rate.is_finite(),
+            "--rate must be a positive number"
+        );
+    }
+    let mut ids = args.mailbox_ids.clone();
+    if ids.is_empty() {
+        ids = (1..=3).map(|i| format!("X26ABC{i}")).collect();
+    }
+    anyhow::ensure!(
+        args.mailboxes >= 1 && args.mailboxes <= ids.len(),
+        "--mailboxes must be 1 to the number of --mailbox ids ({})",
+        ids.len()
+    );
+    let mailboxes: Vec<MailboxId> = ids
+        .iter()
+        .take(args.mailboxes)
+        .map(|m| MailboxId::parse(m))
+        .collect::<Result<_, _>>()?;
+    let consumers = args.consumers.min(mailboxes.len());
+    let workflow = WorkflowId::parse(&args.workflow)?;
+    let endpoint = Endpoint::parse(&args.target)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let output = runtime.block_on(async {
+        let baseline = if args.no_baseline {
+            None
+        } else {
+            Some(raw_tcp_baseline(args.size, Duration::from_secs(2)).await?)
+        };
+        let result = drive(&args, endpoint, mailboxes, consumers, workflow).await?;
+        anyhow::Ok(Output {
+            raw_tcp_msgs_per_s: baseline.map(|b| b.0),
+            raw_tcp_mb_per_s: baseline.map(|b| b.1),
+            ..result
+        })
+    })?;
+    let text = serde_json::to_string_pretty(&output)?;
+    println!("{text}");
+    if let Some(path) = &args.json {
+        std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn config(
+    args: &LoadArgs,
+    endpoint: &Endpoint,
+    mailbox: &MailboxId,
+    window: usize,
+) -> ClientConfig {
+    ClientConfig {
+        endpoint: endpoint.clone(),
+        mailbox: mailbox.clone(),
+        password: args.password.clone(),
+        client_name: "spine-bench-load".to_string(),
+        tls: TlsOptions {
+            ca_file: args.ca.clone(),
+            client_cert: args.cert.clone(),
+            client_key: args.key.clone(),
+            server_name: None,
+        },
+        connect_timeout: Duration::from_secs(10),
+        request_timeout: Duration::from_secs(60),
+        max_in_flight: window,
+        limits: Limits::default(),
+    }
+}
+
+async fn drive(
+    args: &LoadArgs,
+    endpoint: Endpoint,
+    mailboxes: Vec<MailboxId>,
+    consumers: usize,
+    workflow: WorkflowId,
+) -> anyhow::Result<Output> {
+    let tally = Arc::new(Tally::default());
+    let body = Bytes::from(vec![0x5a; args.size]);
+    let mut consumer_tasks = Vec::new();
+    let consuming = Arc::new(AtomicBool::new(true));
+    for mailbox in mailboxes.iter().take(consumers) {
+        let client = Client::connect(config(args, &endpoint, mailbox, 64))
+            .await
+            .with_context(|| format!("consumer connection as {mailbox}"))?;
+        consumer_tasks.push(tokio::spawn(consume(
+            client,
+            Arc::clone(&tally),
+            Arc::clone(&consuming),
+        )));
+    }
+    let mut producer_clients = Vec::new();
+    for p in 0..args.producers {
+        let me = &mailboxes[p % mailboxes.len()];
+        let client = Client::connect(config(args, &endpoint, me, args.window))
+            .await
+            .with_context(|| format!("producer connection as {me}"))?;
+        producer_clients.push(client);
+    }
+    let per_producer_rate = args.rate.map(|r| r / args.producers as f64);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(args.seconds);
+    let mut producer_tasks = Vec::new();
+    for (p, client) in producer_clients.into_iter().enumerate() {
+        let recipients: Vec<MailboxId> = (0..mailboxes.len())
+            .map(|k| mailboxes[(p + 1 + k) % mailboxes.len()].clone())
+            .collect();
+        producer_tasks.push(tokio::spawn(produce(
+            client,
+            recipients,
+            workflow.clone(),
+            body.clone(),
+            args.window,
+            per_producer_rate,
+            deadline,
+            Arc::clone(&tally),
+        )));
+    }
+    let mut hist = latency_histogram()?;
+    for t in producer_tasks {
+        if let Ok(Ok(h)) = t.await {
+            hist.add(&h)?;
+        }
+    }
+    let measured = start.elapsed().as_secs_f64().max(args.seconds);
+    let acked_in_phase = tally.acked.load(Ordering::SeqCst);
+    // Drain: wait until consumers have everything acknowledged, or time out.
+    let drain_start = Instant::now();
+    let drain_deadline = drain_start + Duration::from_secs_f64(args.drain_seconds);
+    if consumers > 0 {
+        loop {
+            let missing = {
+                let acked = tally.acked_ids.lock().unwrap_or_else(|p| p.into_inner());
+                let received = tally.received_ids.lock().unwrap_or_else(|p| p.into_inner());
+                acked.iter().filter(|id| !received.contains(id)).count()
+            };
+            if missing == 0 || Instant::now() >= drain_deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    consuming.store(false, Ordering::SeqCst);
+    for t in consumer_tasks {
+        let _ = t.await;
+    }
+    let lost = if consumers > 0 {
+        let acked = tally.acked_ids.lock().unwrap_or_else(|p| p.into_inner());
+        let received = tally.received_ids.lock().unwrap_or_else(|p| p.into_inner());
+        acked.iter().filter(|id| !received.contains(id)).count() as u64
+    } else {
+        0
+    };
+    let first_errors = tally.errors.lock().map(|e| e.clone()).unwrap_or_default();
+    Ok(Output {
+        benchmark: "load",
+        target: args.target.clone(),
+        mode: if args.rate.is_some() { "rate" } else { "max" },
+        producers: args.producers,
+        consumers,
+        mailboxes: mailboxes.len(),
+        size: args.size,
+        window: args.window,
+        rate: args.rate,
+        seconds: args.seconds,
+        throughput_msgs_per_s: acked_in_phase as f64 / measured,
+        latency_us: Latency::from_hist(&hist),
+        sent: tally.sent.load(Ordering::SeqCst),
+        acked: tally.acked.load(Ordering::SeqCst),
+        send_errors: tally.send_errors.load(Ordering::SeqCst),
+        received: tally.received.load(Ordering::SeqCst),
+        lost,
+        duplicates: tally.duplicates.load(Ordering::SeqCst),
+        consumer_errors: tally.consumer_errors.load(Ordering::SeqCst),
+        drain_s: drain_start.elapsed().as_secs_f64(),
+        raw_tcp_msgs_per_s: None,
+        raw_tcp_mb_per_s: None,
+        first_errors,
+    })
+}
+
+/// One producer: up to `window` sends in flight until `deadline`; returns
+/// its latency histogram.
+#[allow(clippy::too_many_arguments)]
+async fn produce(
+    client: Client,
+    recipients: Vec<MailboxId>,
+    workflow: WorkflowId,
+    body: Bytes,
+    window: usize,
+    rate: Option<f64>,
+    deadline: Instant,
+    tally: Arc<Tally>,
+) -> anyhow::Result<Histogram<u64>> {
+    let permits = Arc::new(Semaphore::new(window));
+    let hist = Arc::new(Mutex::new(latency_histogram()?));
+    let start = Instant::now();
+    let mut i: u64 = 0;
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        let intended = match rate {
+            Some(r) => start + Duration::from_secs_f64(i as f64 / r),
+            None => Instant::now(),
+        };
+        if intended >= deadline {
+            break;
+        }
+        if rate.is_some() {
+            tokio::time::sleep_until(intended.into()).await;
+        }
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+            break;
+        };
+        let issued = if rate.is_some() {
+            intended
+        } else {
+            Instant::now()
+        };
+        let header = SendHeader::simple(
+            recipients[i as usize % recipients.len()].clone(),
+            workflow.clone(),
+        );
+        let (client, body, tally, hist) = (
+            client.clone(),
+            body.clone(),
+            Arc::clone(&tally),
+            Arc::clone(&hist),
+        );
+        tally.sent.fetch_add(1, Ordering::Relaxed);
+        tasks.spawn(async move {
+            match client.send(header, body).await {
+                Ok(ok) => {
+                    let us = issued.elapsed().as_micros() as u64;
+                    if let Ok(mut h) = hist.lock() {
+                        let _ = h.record(us.max(1));
+                    }
+                    tally.acked.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut ids) = tally.acked_ids.lock() {
+                        ids.insert(ok.message_id);
+                    }
+                }
+                Err(e) => {
+                    tally.send_errors.fetch_add(1, Ordering::Relaxed);
+                    tally.error(format!("send: {e}"));
+                }
+            }
+            drop(permit);
+        });
+        while tasks.try_join_next().is_some() {}
+        i += 1;
+    }
+    while tasks.join_next().await.is_some() {}
+    let h = hist
+        .lock()
+        .map(|h| h.clone())
+        .unwrap_or(latency_histogram()?);
+    Ok(h)
+}
+
+/// One consumer: lists its inbox, downloads and acknowledges each
+/// message (pipelined), until told to stop. A message listed by a listing
+/// that *started after* its acknowledgement completed is a duplicate
+/// delivery; one listed by an older listing is only stale and skipped.
+async fn consume(client: Client, tally: Arc<Tally>, running: Arc<AtomicBool>) {
+    // Message id -> when its acknowledgement completed (None: in progress).
+    let state = Arc::new(Mutex::new(HashMap::<MessageId, Option<Instant>>::new()));
+    let permits = Arc::new(Semaphore::new(64));
+    let mut tasks = tokio::task::JoinSet::new();
+    while running.load(Ordering::SeqCst) {
+        let listed_at = Instant::now();
+        let page = match client.list_inbox(None, 500, None).await {
+            Ok(p) => p,
+            Err(e) => {
+                tally.consumer_errors.fetch_add(1, Ordering::Relaxed);
+                tally.error(format!("list: {e}"));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let mut fresh = 0;
+        for entry in page.messages {
+            let id = entry.message_id;
+            let start = match state.lock() {
+                Ok(mut s) => match s.get(&id) {
+                    Some(Some(acked_at)) => {
+                        if *acked_at < listed_at {
+                            tally.duplicates.fetch_add(1, Ordering::Relaxed);
+                        }
+                        false
+                    }
+                    Some(None) => false,
+                    None => {
+                        s.insert(id, None);
+                        true
+                    }
+                },
+                Err(_) => false,
+            };
+            if !start {
+                continue;
+            }
+            fresh += 1;
+            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                return;
+            };
+            let (client, tally, state) = (client.clone(), Arc::clone(&tally), Arc::clone(&state));
+            tasks.spawn(async move {
+                let result = async {
+                    client.download(id, 1).await?;
+                    client.acknowledge(id).await
+                }
+                .await;
+                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                match result {
+                    Ok(()) => {
+                        s.insert(id, Some(Instant::now()));
+                        tally.received.fetch_add(1, Ordering::Relaxed);
+                        if let Ok(mut r) = tally.received_ids.lock() {
+                            r.insert(id);
+                        }
+                    }
+                    Err(e) => {
+                        s.remove(&id);
+                        tally.consumer_errors.fetch_add(1, Ordering::Relaxed);
+                        tally.error(format!("consume {id}: {e}"));
+                    }
+                }
+                drop(permit);
+            });
+        }
+        while tasks.try_join_next().is_some() {}
+        if fresh == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Raw loopback TCP: one connection, `size`-byte writes as fast as they
+/// go for `duration`; returns (writes per second, MB per second).
+async fn raw_tcp_baseline(size: usize, duration: Duration) -> anyhow::Result<(f64, f64)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let reader = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await?;
+        let mut buf = vec![0u8; 256 << 10];
+        let mut total = 0u64;
+        loop {
+            let n = socket.read(&mut buf).await?;
+            if n == 0 {
+                return anyhow::Ok(total);
+            }
+            total += n as u64;
+        }
+    });
+    let mut socket = tokio::net::TcpStream::connect(addr).await?;
+    socket.set_nodelay(true)?;
+    let msg = vec![0x5a; size];
+    let start = Instant::now();
+    let mut writes = 0u64;
+    while start.elapsed() < duration {
+        socket.write_all(&msg).await?;
+        writes += 1;
+    }
+    socket.shutdown().await?;
+    let elapsed = start.elapsed().as_secs_f64();
+    let total = reader.await??;
+    Ok((writes as f64 / elapsed, total as f64 / elapsed / 1e6))
+}
