@@ -31,7 +31,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use spine_client::{Client, ClientConfig, Endpoint, TlsOptions};
 use spine_core::ids::{MailboxId, MessageId, WorkflowId};
-use spine_protocol::{Limits, SendHeader};
+use spine_protocol::{BatchItem, Limits, SendHeader};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
@@ -67,6 +67,10 @@ pub struct LoadArgs {
     /// Sends in flight per producer
     #[arg(long, default_value_t = 256)]
     window: usize,
+    /// Messages per SEND_BATCH frame (1: one SEND per message). The window
+    /// still counts messages.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
     /// Fixed total send rate (messages per second, open loop)
     #[arg(long, conflicts_with = "max")]
     rate: Option<f64>,
@@ -106,6 +110,7 @@ struct Output {
     mailboxes: usize,
     size: usize,
     window: usize,
+    batch: usize,
     rate: Option<f64>,
     seconds: f64,
     throughput_msgs_per_s: f64,
@@ -149,6 +154,10 @@ impl Tally {
 pub fn run(args: LoadArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.producers > 0, "--producers must be at least 1");
     anyhow::ensure!(args.window > 0, "--window must be at least 1");
+    anyhow::ensure!(
+        (1..=1024).contains(&args.batch) && args.batch <= args.window,
+        "--batch must be 1 to 1024 and at most --window"
+    );
     anyhow::ensure!(
         args.size > 0 && args.size <= 16 << 20,
         "--size must be 1 to 16777216"
@@ -268,6 +277,7 @@ async fn drive(
             workflow.clone(),
             body.clone(),
             args.window,
+            args.batch,
             per_producer_rate,
             deadline,
             Arc::clone(&tally),
@@ -318,6 +328,7 @@ async fn drive(
         mailboxes: mailboxes.len(),
         size: args.size,
         window: args.window,
+        batch: args.batch,
         rate: args.rate,
         seconds: args.seconds,
         throughput_msgs_per_s: acked_in_phase as f64 / measured,
@@ -336,8 +347,9 @@ async fn drive(
     })
 }
 
-/// One producer: up to `window` sends in flight until `deadline`; returns
-/// its latency histogram.
+/// One producer: up to `window` messages in flight until `deadline`, in
+/// `batch`-message `SEND_BATCH` frames when `batch > 1`; returns its
+/// latency histogram (one sample per message).
 #[allow(clippy::too_many_arguments)]
 async fn produce(
     client: Client,
@@ -345,6 +357,7 @@ async fn produce(
     workflow: WorkflowId,
     body: Bytes,
     window: usize,
+    batch: usize,
     rate: Option<f64>,
     deadline: Instant,
     tally: Arc<Tally>,
@@ -355,6 +368,7 @@ async fn produce(
     let mut i: u64 = 0;
     let mut tasks = tokio::task::JoinSet::new();
     loop {
+        // A batch is due when its first message is (rate is per message).
         let intended = match rate {
             Some(r) => start + Duration::from_secs_f64(i as f64 / r),
             None => Instant::now(),
@@ -365,7 +379,7 @@ async fn produce(
         if rate.is_some() {
             tokio::time::sleep_until(intended.into()).await;
         }
-        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+        let Ok(permit) = Arc::clone(&permits).acquire_many_owned(batch as u32).await else {
             break;
         };
         let issued = if rate.is_some() {
@@ -373,27 +387,46 @@ async fn produce(
         } else {
             Instant::now()
         };
-        let header = SendHeader::simple(
-            recipients[i as usize % recipients.len()].clone(),
-            workflow.clone(),
-        );
-        let (client, body, tally, hist) = (
-            client.clone(),
-            body.clone(),
-            Arc::clone(&tally),
-            Arc::clone(&hist),
-        );
-        tally.sent.fetch_add(1, Ordering::Relaxed);
+        let items: Vec<BatchItem> = (0..batch as u64)
+            .map(|k| BatchItem {
+                header: SendHeader::simple(
+                    recipients[(i + k) as usize % recipients.len()].clone(),
+                    workflow.clone(),
+                ),
+                body: body.clone(),
+            })
+            .collect();
+        let (client, tally, hist) = (client.clone(), Arc::clone(&tally), Arc::clone(&hist));
+        tally.sent.fetch_add(batch as u64, Ordering::Relaxed);
         tasks.spawn(async move {
-            match client.send(header, body).await {
-                Ok(ok) => {
-                    let us = issued.elapsed().as_micros() as u64;
-                    if let Ok(mut h) = hist.lock() {
-                        let _ = h.record(us.max(1));
-                    }
-                    tally.acked.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(mut ids) = tally.acked_ids.lock() {
-                        ids.insert(ok.message_id);
+            let results = if items.len() == 1 {
+                let item = items.into_iter().next().map(|i| (i.header, i.body));
+                match item {
+                    Some((header, body)) => client.send(header, body).await.map(|ok| vec![Ok(ok)]),
+                    None => Ok(Vec::new()),
+                }
+            } else {
+                client.send_batch(items).await
+            };
+            let us = (issued.elapsed().as_micros() as u64).max(1);
+            match results {
+                Ok(results) => {
+                    for result in results {
+                        match result {
+                            Ok(ok) => {
+                                if let Ok(mut h) = hist.lock() {
+                                    let _ = h.record(us);
+                                }
+                                tally.acked.fetch_add(1, Ordering::Relaxed);
+                                if let Ok(mut ids) = tally.acked_ids.lock() {
+                                    ids.insert(ok.message_id);
+                                }
+                            }
+                            Err(e) => {
+                                tally.send_errors.fetch_add(1, Ordering::Relaxed);
+                                tally.error(format!("send: {e}"));
+                            }
+                        }
                     }
                 }
                 Err(e) => {
@@ -404,7 +437,7 @@ async fn produce(
             drop(permit);
         });
         while tasks.try_join_next().is_some() {}
-        i += 1;
+        i += batch as u64;
     }
     while tasks.join_next().await.is_some() {}
     let h = hist
@@ -414,49 +447,76 @@ async fn produce(
     Ok(h)
 }
 
-/// One consumer: lists its inbox, downloads and acknowledges each
-/// message (pipelined), until told to stop. A message listed by a listing
-/// that *started after* its acknowledgement completed is a duplicate
-/// delivery; one listed by an older listing is only stale and skipped.
+/// How often a consumer re-lists its inbox to catch messages a push did
+/// not announce (sent before it subscribed, or pushes it missed).
+const RELIST_EVERY: Duration = Duration::from_millis(250);
+
+/// One consumer: subscribes to pushes and downloads and acknowledges each
+/// announced message (pipelined), re-listing its inbox every
+/// [`RELIST_EVERY`] to catch any it was not told about, until told to
+/// stop. A message listed by a listing that *started after* its
+/// acknowledgement completed is a duplicate delivery; one listed by an
+/// older listing is only stale and skipped.
 async fn consume(client: Client, tally: Arc<Tally>, running: Arc<AtomicBool>) {
     // Message id -> when its acknowledgement completed (None: in progress).
     let state = Arc::new(Mutex::new(HashMap::<MessageId, Option<Instant>>::new()));
-    let permits = Arc::new(Semaphore::new(64));
+    let permits = Arc::new(Semaphore::new(256));
     let mut tasks = tokio::task::JoinSet::new();
+    let mut subscription = match client.subscribe(1024).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tally.error(format!("subscribe: {e}"));
+            None
+        }
+    };
+    let mut next_list = Instant::now();
+    // Pages forward through a backlog; back to the start once it is empty.
+    let mut cursor: Option<u64> = None;
     while running.load(Ordering::SeqCst) {
-        let listed_at = Instant::now();
-        let page = match client.list_inbox(None, 500, None).await {
-            Ok(p) => p,
-            Err(e) => {
-                tally.consumer_errors.fetch_add(1, Ordering::Relaxed);
-                tally.error(format!("list: {e}"));
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let mut fresh = 0;
-        for entry in page.messages {
-            let id = entry.message_id;
-            let start = match state.lock() {
-                Ok(mut s) => match s.get(&id) {
-                    Some(Some(acked_at)) => {
-                        if *acked_at < listed_at {
-                            tally.duplicates.fetch_add(1, Ordering::Relaxed);
+        let mut due: Vec<MessageId> = Vec::new();
+        if Instant::now() >= next_list || subscription.is_none() {
+            let listed_at = Instant::now();
+            match client.list_inbox(None, 500, cursor).await {
+                Ok(page) => {
+                    let s = state.lock().unwrap_or_else(|p| p.into_inner());
+                    let more = page.messages.last().map(|m| m.order);
+                    for entry in page.messages {
+                        match s.get(&entry.message_id) {
+                            Some(Some(acked_at)) if *acked_at < listed_at => {
+                                tally.duplicates.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Some(_) => {}
+                            None => due.push(entry.message_id),
                         }
-                        false
                     }
-                    Some(None) => false,
-                    None => {
-                        s.insert(id, None);
-                        true
-                    }
-                },
-                Err(_) => false,
-            };
-            if !start {
-                continue;
+                    // Keep paging while there is a backlog.
+                    (cursor, next_list) = match more {
+                        Some(order) => (Some(order), Instant::now()),
+                        None => (None, Instant::now() + RELIST_EVERY),
+                    };
+                }
+                Err(e) => {
+                    tally.consumer_errors.fetch_add(1, Ordering::Relaxed);
+                    tally.error(format!("list: {e}"));
+                    next_list = Instant::now() + RELIST_EVERY;
+                }
             }
-            fresh += 1;
+        } else if let Some(sub) = subscription.as_mut() {
+            let wait = next_list.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(wait, sub.next()).await {
+                Ok(Some(push)) => due.push(push.envelope.message_id),
+                Ok(None) => subscription = None, // connection lost: poll
+                Err(_) => {}                     // time to re-list
+            }
+        }
+        for id in due {
+            {
+                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                if s.contains_key(&id) {
+                    continue;
+                }
+                s.insert(id, None);
+            }
             let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
                 return;
             };
@@ -486,9 +546,6 @@ async fn consume(client: Client, tally: Arc<Tally>, running: Arc<AtomicBool>) {
             });
         }
         while tasks.try_join_next().is_some() {}
-        if fresh == 0 {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
     }
     while tasks.join_next().await.is_some() {}
 }

@@ -17,7 +17,7 @@
 //!   exceeds the protocol's `max_credit`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use spine_core::ids::MailboxId;
@@ -36,10 +36,68 @@ pub(crate) const MAX_FAILED_HELLOS: u32 = 3;
 #[derive(Debug)]
 pub(crate) struct ConnectionActor;
 
+/// What a connection's streams share with its actor.
+#[derive(Debug)]
+pub(crate) struct Session {
+    /// Set once, by the actor, when `HELLO` succeeds. Streams then serve
+    /// ordinary requests themselves, without a hop through the actor.
+    pub(crate) mailbox: OnceLock<MailboxId>,
+    /// Requests in flight on the connection (all its streams).
+    pub(crate) in_flight: Arc<Semaphore>,
+}
+
+impl Session {
+    pub(crate) fn new(max_in_flight: usize) -> Arc<Session> {
+        Arc::new(Session {
+            mailbox: OnceLock::new(),
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+        })
+    }
+}
+
+/// Whether a request is served by [`handle`] alone (not connection state).
+pub(crate) fn is_ordinary(request: &Request) -> bool {
+    !matches!(
+        request,
+        Request::Hello { .. }
+            | Request::Subscribe { .. }
+            | Request::Credit { .. }
+            | Request::Unsubscribe
+    )
+}
+
+/// Serves an ordinary request for `mailbox` on its own task; the answer
+/// goes to `out` and `permit` is released once it is queued there.
+pub(crate) fn spawn_ordinary(
+    context: Arc<Context>,
+    mailbox: MailboxId,
+    id: u64,
+    request: Request,
+    out: Outbox,
+    permit: OwnedSemaphorePermit,
+) {
+    tokio::spawn(async move {
+        match handle(&context.node, &mailbox, request, context.piece_bytes).await {
+            Answer::One(response) => {
+                let _ = out.send(Outgoing::Frame(id, response)).await;
+            }
+            Answer::Pieces(pieces) => {
+                for piece in pieces {
+                    if out.send(Outgoing::Frame(id, piece)).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        drop(permit);
+    });
+}
+
 /// What a connection actor starts with.
 #[derive(Debug)]
 pub(crate) struct ConnArgs {
     pub(crate) context: Arc<Context>,
+    pub(crate) session: Arc<Session>,
     pub(crate) peer: SocketAddr,
     /// The mailbox a verified client certificate maps to.
     pub(crate) cert_mailbox: Option<MailboxId>,
@@ -193,11 +251,13 @@ impl ConnState {
                 self.subscription = None;
                 let max = context.limits.max_credit;
                 let credit = credit.min(max);
-                let _ = out
-                    .send(Outgoing::Frame(id, Response::Subscribed { credit }))
-                    .await;
+                // Registered before SUBSCRIBED is sent, so every message
+                // accepted after the client sees SUBSCRIBED is pushed.
                 match context.node.subscribe(&mailbox).await {
                     Ok(notifications) => {
+                        let _ = out
+                            .send(Outgoing::Frame(id, Response::Subscribed { credit }))
+                            .await;
                         let window = Arc::new(Semaphore::new(credit as usize));
                         let task = tokio::spawn(push_loop(notifications, Arc::clone(&window), out));
                         self.subscription = Some(Subscription {
@@ -209,7 +269,7 @@ impl ConnState {
                     Err(e) => {
                         let _ = out
                             .send(Outgoing::Frame(
-                                0,
+                                id,
                                 Response::Error(WireError::from_error(&e)),
                             ))
                             .await;
@@ -227,23 +287,7 @@ impl ConnState {
                 self.subscription = None;
                 let _ = out.send(Outgoing::Frame(id, Response::Unsubscribed)).await;
             }
-            other => {
-                tokio::spawn(async move {
-                    match handle(&context.node, &mailbox, other, context.piece_bytes).await {
-                        Answer::One(response) => {
-                            let _ = out.send(Outgoing::Frame(id, response)).await;
-                        }
-                        Answer::Pieces(pieces) => {
-                            for piece in pieces {
-                                if out.send(Outgoing::Frame(id, piece)).await.is_err() {
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                    drop(permit);
-                });
-            }
+            other => spawn_ordinary(context, mailbox, id, other, out, permit),
         }
     }
 
@@ -273,6 +317,7 @@ impl ConnState {
             Ok(()) => {
                 tracing::debug!(peer = %self.args.peer, %mailbox, "authenticated");
                 self.mailbox = Some(mailbox.clone());
+                let _ = self.args.session.mailbox.set(mailbox.clone());
                 Response::HelloOk {
                     mailbox,
                     server_name: context.server_name.clone(),

@@ -184,40 +184,19 @@ async fn send(
     })
 }
 
-/// Sends every item concurrently (they reach their partitions together and
-/// share log batches) and answers in item order.
+/// Sends every item concurrently on this task (they reach their
+/// partitions together and share log batches) and answers in item order.
 async fn send_batch(
     node: &NodeHandle,
     sender: &MailboxId,
     items: Vec<BatchItem>,
 ) -> Vec<Result<SendOk, WireError>> {
-    let mut tasks = tokio::task::JoinSet::new();
-    let count = items.len();
-    for (i, item) in items.into_iter().enumerate() {
-        let node = node.clone();
-        let sender = sender.clone();
-        tasks.spawn(async move {
-            let result = send(&node, &sender, item.header, item.body)
-                .await
-                .map_err(|e| WireError::from_error(&e));
-            (i, result)
-        });
-    }
-    let mut results: Vec<Option<Result<SendOk, WireError>>> = (0..count).map(|_| None).collect();
-    while let Some(joined) = tasks.join_next().await {
-        if let Ok((i, result)) = joined {
-            if let Some(slot) = results.get_mut(i) {
-                *slot = Some(result);
-            }
-        }
-    }
-    results
-        .into_iter()
-        .map(|r| {
-            // A send task that panicked has an unknown outcome.
-            r.unwrap_or_else(|| Err(WireError::from_error(&RequestError::OutcomeUnknown)))
-        })
-        .collect()
+    futures_util::future::join_all(items.into_iter().map(|item| async move {
+        send(node, sender, item.header, item.body)
+            .await
+            .map_err(|e| WireError::from_error(&e))
+    }))
+    .await
 }
 
 fn track_info(view: &MessageView) -> TrackInfo {

@@ -185,12 +185,16 @@ impl Transports {
             match &tls {
                 Some((cert, key)) => {
                     let addr = parse(&config.quic_listen)?;
-                    let server = crate::tls::quic_server_config(
+                    let mut server = crate::tls::quic_server_config(
                         cert,
                         key,
                         config.client_ca.as_deref(),
                         config.require_client_cert,
                     )?;
+                    let mut transport = quinn::TransportConfig::default();
+                    transport
+                        .max_idle_timeout(quinn::IdleTimeout::try_from(quic::IDLE_TIMEOUT).ok());
+                    server.transport_config(Arc::new(transport));
                     let endpoint = quinn::Endpoint::server(server, addr).map_err(|source| {
                         TransportError::Bind {
                             transport: "quic",

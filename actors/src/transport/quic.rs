@@ -22,9 +22,9 @@ use std::sync::Arc;
 use quinn::{Endpoint, Incoming};
 use ractor::{Actor, ActorRef};
 use rustls::pki_types::CertificateDer;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
-use super::connection::{ConnArgs, ConnectionActor};
+use super::connection::{ConnArgs, ConnectionActor, Session};
 use super::stream::serve_stream;
 use super::Context;
 
@@ -57,6 +57,15 @@ pub(crate) async fn accept_loop(
     while connections.join_next().await.is_some() {}
 }
 
+/// How long a closing connection waits for its streams to flush and for
+/// the client to close first.
+const FLUSH_BEFORE_CLOSE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Idle time after which a silent QUIC connection is dropped (clients keep
+/// alive every 5 s), so a client whose close packet was lost does not hold
+/// a connection slot for long.
+pub(crate) const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 async fn connection(incoming: Incoming, context: Arc<Context>, supervisor: ActorRef<()>) {
     let Ok(slot) = Arc::clone(&context.connections).try_acquire_owned() else {
         metrics::counter!("spine_connections_refused_total").increment(1);
@@ -86,8 +95,10 @@ async fn connection(incoming: Incoming, context: Arc<Context>, supervisor: Actor
         .peer_identity()
         .and_then(|id| id.downcast::<Vec<CertificateDer<'static>>>().ok())
         .and_then(|chain| chain.first().and_then(crate::tls::mailbox_from_certificate));
+    let session = Session::new(context.max_in_flight);
     let args = ConnArgs {
         context: Arc::clone(&context),
+        session: Arc::clone(&session),
         peer,
         cert_mailbox,
         transport: "quic",
@@ -100,7 +111,6 @@ async fn connection(incoming: Incoming, context: Arc<Context>, supervisor: Actor
             return;
         }
     };
-    let in_flight = Arc::new(Semaphore::new(context.max_in_flight));
     let mut streams = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -112,7 +122,7 @@ async fn connection(incoming: Incoming, context: Arc<Context>, supervisor: Actor
                         send,
                         Arc::clone(&context),
                         actor.clone(),
-                        Arc::clone(&in_flight),
+                        Arc::clone(&session),
                         stream_id,
                     ));
                 }
@@ -122,9 +132,17 @@ async fn connection(incoming: Incoming, context: Arc<Context>, supervisor: Actor
             _ = actor_stopped(&actor) => break,
         }
     }
+    // Let streams write what they have (e.g. the answer to a last failed
+    // HELLO) and give the client a moment to read it and close: a QUIC
+    // close discards stream data the peer has not acknowledged yet.
+    let _ = tokio::time::timeout(FLUSH_BEFORE_CLOSE, async {
+        while streams.join_next().await.is_some() {}
+    })
+    .await;
     streams.abort_all();
     while streams.join_next().await.is_some() {}
     actor.stop(None);
+    let _ = tokio::time::timeout(FLUSH_BEFORE_CLOSE, conn.closed()).await;
     conn.close(0u32.into(), b"bye");
     drop(slot);
 }

@@ -25,9 +25,9 @@ use bytes::BytesMut;
 use ractor::ActorRef;
 use spine_protocol::{Response, ServerCodec};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
-use super::connection::ConnMsg;
+use super::connection::{is_ordinary, spawn_ordinary, ConnMsg, Session};
 use super::Context;
 
 /// Answers waiting to be written on one stream.
@@ -59,7 +59,7 @@ pub(crate) async fn serve_stream<R, W>(
     writer: W,
     context: Arc<Context>,
     actor: ActorRef<ConnMsg>,
-    in_flight: Arc<Semaphore>,
+    session: Arc<Session>,
     stream_id: u64,
 ) where
     R: AsyncRead + Unpin,
@@ -80,9 +80,17 @@ pub(crate) async fn serve_stream<R, W>(
         loop {
             match decoder.decode(&mut buf) {
                 Ok(Some((id, request))) => {
-                    let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+                    let Ok(permit) = Arc::clone(&session.in_flight).acquire_owned().await else {
                         break 'read;
                     };
+                    // Authenticated: ordinary requests skip the actor.
+                    if let Some(mailbox) = session.mailbox.get() {
+                        if is_ordinary(&request) {
+                            let (context, mailbox) = (Arc::clone(&context), mailbox.clone());
+                            spawn_ordinary(context, mailbox, id, request, outbox.clone(), permit);
+                            continue;
+                        }
+                    }
                     let msg = ConnMsg::Request {
                         id,
                         request,

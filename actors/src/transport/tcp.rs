@@ -16,10 +16,10 @@ use ractor::{Actor, ActorRef};
 use spine_protocol::{ServerCodec, WireErrorCode};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use super::connection::{ConnArgs, ConnectionActor};
+use super::connection::{ConnArgs, ConnectionActor, Session};
 use super::handler::error_response;
 use super::stream::serve_stream;
 use super::Context;
@@ -111,8 +111,10 @@ async fn run<S>(
 ) where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
+    let session = Session::new(context.max_in_flight);
     let args = ConnArgs {
         context: Arc::clone(&context),
+        session: Arc::clone(&session),
         peer,
         cert_mailbox,
         transport,
@@ -125,9 +127,8 @@ async fn run<S>(
             return;
         }
     };
-    let in_flight = Arc::new(Semaphore::new(context.max_in_flight));
     let (reader, writer) = tokio::io::split(stream);
-    serve_stream(reader, writer, context, actor.clone(), in_flight, 0).await;
+    serve_stream(reader, writer, context, actor.clone(), session, 0).await;
     actor.stop(None);
 }
 
