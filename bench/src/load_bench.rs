@@ -296,15 +296,24 @@ async fn drive(
     let drain_deadline = drain_start + Duration::from_secs_f64(args.drain_seconds);
     if consumers > 0 {
         loop {
-            let missing = {
-                let acked = tally.acked_ids.lock().unwrap_or_else(|p| p.into_inner());
-                let received = tally.received_ids.lock().unwrap_or_else(|p| p.into_inner());
-                acked.iter().filter(|id| !received.contains(id)).count()
-            };
-            if missing == 0 || Instant::now() >= drain_deadline {
+            // The exact check walks every id under the consumers' lock, so
+            // it runs only once the counts say it can succeed.
+            let counted =
+                tally.received.load(Ordering::SeqCst) >= tally.acked.load(Ordering::SeqCst);
+            if counted {
+                let missing = {
+                    let acked = tally.acked_ids.lock().unwrap_or_else(|p| p.into_inner());
+                    let received = tally.received_ids.lock().unwrap_or_else(|p| p.into_inner());
+                    acked.iter().filter(|id| !received.contains(id)).count()
+                };
+                if missing == 0 {
+                    break;
+                }
+            }
+            if Instant::now() >= drain_deadline {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(if counted { 500 } else { 20 })).await;
         }
     }
     consuming.store(false, Ordering::SeqCst);

@@ -194,6 +194,12 @@ impl Transports {
                     let mut transport = quinn::TransportConfig::default();
                     transport
                         .max_idle_timeout(quinn::IdleTimeout::try_from(quic::IDLE_TIMEOUT).ok());
+                    // One stream per request: allow as many concurrent
+                    // streams as requests may be in flight, or clients wait
+                    // for stream credit instead of the node.
+                    transport.max_concurrent_bidi_streams(quinn::VarInt::from_u32(
+                        u32::try_from(config.max_in_flight).unwrap_or(u32::MAX),
+                    ));
                     server.transport_config(Arc::new(transport));
                     let endpoint = quinn::Endpoint::server(server, addr).map_err(|source| {
                         TransportError::Bind {
