@@ -48,8 +48,11 @@ const OUTBOX_FRAMES: usize = 256;
 const WRITE_BUFFER_BYTES: usize = 256 << 10;
 /// Payload pieces at least this large are written uncopied.
 const DIRECT_PAYLOAD_BYTES: usize = 64 << 10;
-/// Read buffer growth step.
+/// Read buffer growth step once a stream carries more than one small
+/// request (a QUIC stream usually carries one: it starts small).
 const READ_CHUNK_BYTES: usize = 64 << 10;
+/// First read buffer of a stream.
+const FIRST_READ_BYTES: usize = 4 << 10;
 
 /// Serves one stream until the client ends it, the connection actor
 /// stops, or a fatal protocol error. `stream_id` names the stream to the
@@ -75,7 +78,8 @@ pub(crate) async fn serve_stream<R, W>(
     let (outbox, queued) = mpsc::channel(OUTBOX_FRAMES);
     let writer_task = tokio::spawn(write_loop(writer, queued, codec.clone()));
     let mut decoder = codec;
-    let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut buf = BytesMut::with_capacity(FIRST_READ_BYTES);
+    let mut step = FIRST_READ_BYTES;
     'read: loop {
         loop {
             match decoder.decode(&mut buf) {
@@ -117,8 +121,9 @@ pub(crate) async fn serve_stream<R, W>(
                 }
             }
         }
-        if buf.capacity() - buf.len() < READ_CHUNK_BYTES / 4 {
-            buf.reserve(READ_CHUNK_BYTES);
+        if buf.capacity() - buf.len() < step / 4 {
+            buf.reserve(step);
+            step = READ_CHUNK_BYTES;
         }
         match reader.read_buf(&mut buf).await {
             Ok(0) | Err(_) => break,
@@ -137,7 +142,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     mut queued: mpsc::Receiver<Outgoing>,
     codec: ServerCodec,
 ) {
-    let mut buf = BytesMut::with_capacity(WRITE_BUFFER_BYTES);
+    // Grows with what is queued; a one-answer stream stays small.
+    let mut buf = BytesMut::new();
     'outer: while let Some(first) = queued.recv().await {
         let mut next = Some(first);
         while let Some(item) = next.take() {
