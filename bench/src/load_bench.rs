@@ -19,7 +19,9 @@
 //! completed counts as a `duplicate`.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,11 +29,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use bytes::Bytes;
 use clap::Args;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use spine_client::{Client, ClientConfig, Endpoint, TlsOptions};
+use spine_client::{Client, ClientConfig, ClientError, Endpoint, TlsOptions};
 use spine_core::ids::{MailboxId, MessageId, WorkflowId};
-use spine_protocol::{BatchItem, Limits, SendHeader};
+use spine_protocol::{BatchItem, Limits, SendHeader, SendOk, WireError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
@@ -137,7 +140,9 @@ struct Tally {
     received: AtomicU64,
     duplicates: AtomicU64,
     consumer_errors: AtomicU64,
-    acked_ids: Mutex<HashSet<MessageId>>,
+    /// Ids the node acknowledged (a `Vec`: a push per send is cheaper than
+    /// a set insert, and the set is only needed for the final check).
+    acked_ids: Mutex<Vec<MessageId>>,
     received_ids: Mutex<HashSet<MessageId>>,
     errors: Mutex<Vec<String>>,
 }
@@ -358,7 +363,9 @@ async fn drive(
 
 /// One producer: up to `window` messages in flight until `deadline`, in
 /// `batch`-message `SEND_BATCH` frames when `batch > 1`; returns its
-/// latency histogram (one sample per message).
+/// latency histogram (one sample per message). Sends are futures polled
+/// by this one task (no task per send: the generator shares the machine
+/// with the node, so its own overhead is kept small).
 #[allow(clippy::too_many_arguments)]
 async fn produce(
     client: Client,
@@ -371,89 +378,103 @@ async fn produce(
     deadline: Instant,
     tally: Arc<Tally>,
 ) -> anyhow::Result<Histogram<u64>> {
-    let permits = Arc::new(Semaphore::new(window));
-    let hist = Arc::new(Mutex::new(latency_histogram()?));
+    type Sent = (
+        Instant,
+        u64,
+        Result<Vec<Result<SendOk, WireError>>, ClientError>,
+    );
+    let mut hist = latency_histogram()?;
+    let mut acked_ids = Vec::new();
     let start = Instant::now();
     let mut i: u64 = 0;
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut in_flight = 0usize;
+    let mut pending: FuturesUnordered<Pin<Box<dyn Future<Output = Sent> + Send>>> =
+        FuturesUnordered::new();
     loop {
-        // A batch is due when its first message is (rate is per message).
-        let intended = match rate {
+        let now = Instant::now();
+        // When the next batch is due (rate is per message).
+        let due = match rate {
             Some(r) => start + Duration::from_secs_f64(i as f64 / r),
-            None => Instant::now(),
+            None => now,
         };
-        if intended >= deadline {
-            break;
-        }
-        if rate.is_some() {
-            tokio::time::sleep_until(intended.into()).await;
-        }
-        let Ok(permit) = Arc::clone(&permits).acquire_many_owned(batch as u32).await else {
-            break;
-        };
-        let issued = if rate.is_some() {
-            intended
-        } else {
-            Instant::now()
-        };
-        let items: Vec<BatchItem> = (0..batch as u64)
-            .map(|k| BatchItem {
-                header: SendHeader::simple(
+        let issuing = due < deadline && now < deadline;
+        if issuing && due <= now && in_flight + batch <= window {
+            // In rate mode latency counts from when the send was due, so
+            // waiting for the window counts too.
+            let issued = if rate.is_some() { due } else { now };
+            let header = |k: u64| {
+                SendHeader::simple(
                     recipients[(i + k) as usize % recipients.len()].clone(),
                     workflow.clone(),
-                ),
-                body: body.clone(),
-            })
-            .collect();
-        let (client, tally, hist) = (client.clone(), Arc::clone(&tally), Arc::clone(&hist));
-        tally.sent.fetch_add(batch as u64, Ordering::Relaxed);
-        tasks.spawn(async move {
-            let results = if items.len() == 1 {
-                let item = items.into_iter().next().map(|i| (i.header, i.body));
-                match item {
-                    Some((header, body)) => client.send(header, body).await.map(|ok| vec![Ok(ok)]),
-                    None => Ok(Vec::new()),
-                }
-            } else {
-                client.send_batch(items).await
+                )
             };
-            let us = (issued.elapsed().as_micros() as u64).max(1);
-            match results {
-                Ok(results) => {
-                    for result in results {
-                        match result {
-                            Ok(ok) => {
-                                if let Ok(mut h) = hist.lock() {
-                                    let _ = h.record(us);
+            let client = client.clone();
+            let n = batch as u64;
+            if batch == 1 {
+                let (header, body) = (header(0), body.clone());
+                pending.push(Box::pin(async move {
+                    let r = client.send(header, body).await.map(|ok| vec![Ok(ok)]);
+                    (issued, n, r)
+                }));
+            } else {
+                let items: Vec<BatchItem> = (0..n)
+                    .map(|k| BatchItem {
+                        header: header(k),
+                        body: body.clone(),
+                    })
+                    .collect();
+                pending.push(Box::pin(async move {
+                    (issued, n, client.send_batch(items).await)
+                }));
+            }
+            tally.sent.fetch_add(n, Ordering::Relaxed);
+            in_flight += batch;
+            i += n;
+            continue;
+        }
+        if !issuing && pending.is_empty() {
+            break;
+        }
+        let wake = if issuing && in_flight + batch <= window {
+            due
+        } else {
+            deadline.max(now + Duration::from_secs(3600))
+        };
+        tokio::select! {
+            Some((issued, n, result)) = pending.next(), if !pending.is_empty() => {
+                in_flight -= n as usize;
+                let us = (issued.elapsed().as_micros() as u64).max(1);
+                match result {
+                    Ok(results) => {
+                        for r in results {
+                            match r {
+                                Ok(ok) => {
+                                    let _ = hist.record(us);
+                                    acked_ids.push(ok.message_id);
                                 }
-                                tally.acked.fetch_add(1, Ordering::Relaxed);
-                                if let Ok(mut ids) = tally.acked_ids.lock() {
-                                    ids.insert(ok.message_id);
+                                Err(e) => {
+                                    tally.send_errors.fetch_add(1, Ordering::Relaxed);
+                                    tally.error(format!("send: {e}"));
                                 }
-                            }
-                            Err(e) => {
-                                tally.send_errors.fetch_add(1, Ordering::Relaxed);
-                                tally.error(format!("send: {e}"));
                             }
                         }
                     }
-                }
-                Err(e) => {
-                    tally.send_errors.fetch_add(1, Ordering::Relaxed);
-                    tally.error(format!("send: {e}"));
+                    Err(e) => {
+                        tally.send_errors.fetch_add(n, Ordering::Relaxed);
+                        tally.error(format!("send: {e}"));
+                    }
                 }
             }
-            drop(permit);
-        });
-        while tasks.try_join_next().is_some() {}
-        i += batch as u64;
+            _ = tokio::time::sleep_until(wake.into()) => {}
+        }
     }
-    while tasks.join_next().await.is_some() {}
-    let h = hist
-        .lock()
-        .map(|h| h.clone())
-        .unwrap_or(latency_histogram()?);
-    Ok(h)
+    tally
+        .acked
+        .fetch_add(acked_ids.len() as u64, Ordering::Relaxed);
+    if let Ok(mut ids) = tally.acked_ids.lock() {
+        ids.extend(acked_ids);
+    }
+    Ok(hist)
 }
 
 /// How often a consumer re-lists its inbox to catch messages a push did

@@ -8,9 +8,11 @@
 //!   directory; otherwise the password is checked against the directory's
 //!   salted hash. After [`MAX_FAILED_HELLOS`] failures the connection is
 //!   closed, so one connection cannot be used to guess passwords quickly.
-//! - Requests are served concurrently (one task each), bounded by the
-//!   permit the stream reader took; the actor itself only does the cheap
-//!   session bookkeeping, so one slow request never blocks the others.
+//! - Requests are served concurrently, bounded by the permit the stream
+//!   reader took: once the connection is authenticated each stream polls
+//!   its own requests' futures ([`serve_ordinary`]); the actor only does
+//!   the session bookkeeping (`HELLO`, subscriptions), so one slow request
+//!   never blocks the others.
 //! - At most one subscription per connection; it ends with the stream it
 //!   was made on, with `UNSUBSCRIBE`, or with the connection. Pushes stop
 //!   at zero credit and resume when `CREDIT` grants more; credit never
@@ -66,9 +68,9 @@ pub(crate) fn is_ordinary(request: &Request) -> bool {
     )
 }
 
-/// Serves an ordinary request for `mailbox` on its own task; the answer
-/// goes to `out` and `permit` is released once it is queued there.
-pub(crate) fn spawn_ordinary(
+/// Serves an ordinary request for `mailbox`; the answer goes to `out` and
+/// `permit` is released once it is queued there.
+pub(crate) async fn serve_ordinary(
     context: Arc<Context>,
     mailbox: MailboxId,
     id: u64,
@@ -76,21 +78,19 @@ pub(crate) fn spawn_ordinary(
     out: Outbox,
     permit: OwnedSemaphorePermit,
 ) {
-    tokio::spawn(async move {
-        match handle(&context.node, &mailbox, request, context.piece_bytes).await {
-            Answer::One(response) => {
-                let _ = out.send(Outgoing::Frame(id, response)).await;
-            }
-            Answer::Pieces(pieces) => {
-                for piece in pieces {
-                    if out.send(Outgoing::Frame(id, piece)).await.is_err() {
-                        break;
-                    }
+    match handle(&context.node, &mailbox, request, context.piece_bytes).await {
+        Answer::One(response) => {
+            let _ = out.send(Outgoing::Frame(id, response)).await;
+        }
+        Answer::Pieces(pieces) => {
+            for piece in pieces {
+                if out.send(Outgoing::Frame(id, piece)).await.is_err() {
+                    break;
                 }
             }
         }
-        drop(permit);
-    });
+    }
+    drop(permit);
 }
 
 /// What a connection actor starts with.
@@ -287,7 +287,11 @@ impl ConnState {
                 self.subscription = None;
                 let _ = out.send(Outgoing::Frame(id, Response::Unsubscribed)).await;
             }
-            other => spawn_ordinary(context, mailbox, id, other, out, permit),
+            // Before HELLO_OK reached the stream (pipelined behind HELLO):
+            // on a task of its own.
+            other => {
+                tokio::spawn(serve_ordinary(context, mailbox, id, other, out, permit));
+            }
         }
     }
 

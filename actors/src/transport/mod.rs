@@ -8,8 +8,9 @@
 //! (a failed connection is closed, never restarted: its client reconnects).
 //! Byte streams (the TCP connection, or each QUIC bidirectional stream)
 //! are driven by [`stream::serve_stream`]: it decodes frames with the
-//! sans-IO `spine-protocol` codec and hands each request to the actor;
-//! answers go back through a bounded outbox to one writer task per stream.
+//! sans-IO `spine-protocol` codec and serves each authenticated request
+//! itself (session requests go to the actor); answers go back through a
+//! bounded outbox to one writer task per stream.
 //!
 //! Invariants and why:
 //! - Bounded everywhere: connections (`max_connections`, more are answered

@@ -1,8 +1,11 @@
 //! Drives one byte stream of the native protocol: a TCP (or TLS)
 //! connection, or one QUIC bidirectional stream.
 //!
-//! The reader decodes frames and hands each request, with a permit from the
-//! connection's in-flight semaphore and this stream's outbox, to the
+//! The reader decodes frames and takes a permit from the connection's
+//! in-flight semaphore for each request; once the connection is
+//! authenticated it serves ordinary requests itself (their futures are
+//! polled by this task while it waits to read: no task per request), and
+//! hands `HELLO`, subscriptions and anything before authentication to the
 //! connection actor. One writer task per stream drains the outbox, encoding
 //! as many queued answers as are ready into one buffer per write (small
 //! answers are coalesced; large payload pieces are written from their own
@@ -27,8 +30,11 @@ use spine_protocol::{Response, ServerCodec};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::connection::{is_ordinary, spawn_ordinary, ConnMsg, Session};
+use super::connection::{is_ordinary, serve_ordinary, ConnMsg, Session};
 use super::Context;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use std::future::Future;
+use std::pin::Pin;
 
 /// Answers waiting to be written on one stream.
 pub(crate) type Outbox = mpsc::Sender<Outgoing>;
@@ -80,18 +86,39 @@ pub(crate) async fn serve_stream<R, W>(
     let mut decoder = codec;
     let mut buf = BytesMut::with_capacity(FIRST_READ_BYTES);
     let mut step = FIRST_READ_BYTES;
+    // This stream's ordinary requests, polled by this task (no task per
+    // request); they run while it waits to read or for a permit.
+    let mut pending: FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send>>> =
+        FuturesUnordered::new();
     'read: loop {
         loop {
             match decoder.decode(&mut buf) {
                 Ok(Some((id, request))) => {
-                    let Ok(permit) = Arc::clone(&session.in_flight).acquire_owned().await else {
-                        break 'read;
+                    let permit = loop {
+                        if let Ok(p) = Arc::clone(&session.in_flight).try_acquire_owned() {
+                            break p;
+                        }
+                        // The window is full: finish our own requests (or
+                        // wait for another stream's) before reading on.
+                        tokio::select! {
+                            p = Arc::clone(&session.in_flight).acquire_owned() => match p {
+                                Ok(p) => break p,
+                                Err(_) => break 'read,
+                            },
+                            Some(()) = pending.next(), if !pending.is_empty() => {}
+                        }
                     };
                     // Authenticated: ordinary requests skip the actor.
                     if let Some(mailbox) = session.mailbox.get() {
                         if is_ordinary(&request) {
-                            let (context, mailbox) = (Arc::clone(&context), mailbox.clone());
-                            spawn_ordinary(context, mailbox, id, request, outbox.clone(), permit);
+                            pending.push(Box::pin(serve_ordinary(
+                                Arc::clone(&context),
+                                mailbox.clone(),
+                                id,
+                                request,
+                                outbox.clone(),
+                                permit,
+                            )));
                             continue;
                         }
                     }
@@ -125,11 +152,17 @@ pub(crate) async fn serve_stream<R, W>(
             buf.reserve(step);
             step = READ_CHUNK_BYTES;
         }
-        match reader.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+        // `read_buf` is cancel-safe: bytes are only taken when it returns.
+        tokio::select! {
+            read = reader.read_buf(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            },
+            Some(()) = pending.next(), if !pending.is_empty() => {}
         }
     }
+    // Every request already read is answered.
+    while pending.next().await.is_some() {}
     let _ = actor.cast(ConnMsg::StreamEnded { stream_id });
     drop(outbox);
     let _ = writer_task.await;
