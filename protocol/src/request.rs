@@ -24,7 +24,7 @@ use crate::meta::{
     MessageRefMeta, SendBatchMeta, SendHeaderMeta,
 };
 use crate::shape;
-use crate::wire_types::{parse_id, parse_opt_id, Password, SendHeader};
+use crate::wire_types::{parse_id, parse_opt_id, Password, SendHeader, SendHeaderWire};
 
 /// One message of a `SEND_BATCH`.
 #[derive(Clone, Debug, PartialEq, Eq)]

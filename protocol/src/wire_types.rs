@@ -157,58 +157,20 @@ impl fmt::Debug for Password {
     }
 }
 
-/// What a sender says about one new message: the node's `SendRequest`
-/// without the sender (the server takes it from the authenticated
-/// connection) and without the body (it travels in the payload).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SendHeader {
-    /// The recipient.
-    pub recipient: MailboxId,
-    /// The workflow.
-    pub workflow_id: WorkflowId,
-    /// `Mex-Subject`.
-    pub subject: Option<String>,
-    /// The sender's reference.
-    pub local_id: Option<LocalId>,
-    /// `Mex-FileName`.
-    pub file_name: Option<String>,
-    /// `Mex-Content-Type`.
-    pub content_type: Option<String>,
-    /// The content is compressed (flag only).
-    pub compressed: bool,
-    /// The content is encrypted (flag only).
-    pub encrypted: bool,
-    /// `Mex-Checksum`.
-    pub checksum: Option<String>,
-    /// `Mex-PartnerID`.
-    pub partner_id: Option<String>,
-    /// Number of chunks (1 for a simple message).
-    pub total_chunks: u32,
-    /// The sender's idempotency key: a repeat is answered with the original id.
-    pub idempotency_key: Option<String>,
+pub use spine_core::message::SendHeader;
+
+/// The wire side of [`SendHeader`] (defined in `spine-core`).
+pub(crate) trait SendHeaderWire: Sized {
+    /// Checks the byte length of every free-text field.
+    fn validate(&self) -> Result<(), ProtocolError>;
+    /// The archived form.
+    fn to_meta(&self) -> SendHeaderMeta;
+    /// From the archived form, every id re-parsed and every field checked.
+    fn from_meta(meta: SendHeaderMeta) -> Result<Self, ProtocolError>;
 }
 
-impl SendHeader {
-    /// A single-chunk message with no optional metadata.
-    pub fn simple(recipient: MailboxId, workflow_id: WorkflowId) -> SendHeader {
-        SendHeader {
-            recipient,
-            workflow_id,
-            subject: None,
-            local_id: None,
-            file_name: None,
-            content_type: None,
-            compressed: false,
-            encrypted: false,
-            checksum: None,
-            partner_id: None,
-            total_chunks: 1,
-            idempotency_key: None,
-        }
-    }
-
-    /// Checks the byte length of every free-text field.
-    pub(crate) fn validate(&self) -> Result<(), ProtocolError> {
+impl SendHeaderWire for SendHeader {
+    fn validate(&self) -> Result<(), ProtocolError> {
         check_opt_len("subject", self.subject.as_deref(), MAX_SUBJECT_BYTES)?;
         check_opt_len("file_name", self.file_name.as_deref(), MAX_FILE_NAME_BYTES)?;
         check_opt_len(
@@ -229,7 +191,7 @@ impl SendHeader {
         )
     }
 
-    pub(crate) fn to_meta(&self) -> SendHeaderMeta {
+    fn to_meta(&self) -> SendHeaderMeta {
         SendHeaderMeta {
             recipient: self.recipient.as_str().to_owned(),
             workflow_id: self.workflow_id.as_str().to_owned(),
@@ -246,7 +208,7 @@ impl SendHeader {
         }
     }
 
-    pub(crate) fn from_meta(meta: SendHeaderMeta) -> Result<SendHeader, ProtocolError> {
+    fn from_meta(meta: SendHeaderMeta) -> Result<SendHeader, ProtocolError> {
         let header = SendHeader {
             recipient: parse_id("recipient", &meta.recipient, MailboxId::parse)?,
             workflow_id: parse_id("workflow_id", &meta.workflow_id, WorkflowId::parse)?,

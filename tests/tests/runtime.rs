@@ -240,7 +240,7 @@ fn key_of(body: &[u8]) -> String {
 
 fn request(from: &MailboxId, to: &MailboxId, key: Option<&str>, body: Bytes) -> SendRequest {
     let mut req = SendRequest::simple(from.clone(), to.clone(), workflow(), body);
-    req.idempotency_key = key.map(str::to_string);
+    req.header.idempotency_key = key.map(str::to_string);
     req
 }
 
@@ -258,12 +258,12 @@ async fn send_until_ok(node: &NodeHandle, req: SendRequest) -> (SendOutcome, Vec
             }
             Err(e) => panic!(
                 "send {:?} failed with {} ({e}); only {UNKNOWN} / {UNAVAILABLE} are allowed",
-                req.idempotency_key,
+                req.header.idempotency_key,
                 e.code()
             ),
         }
     }
-    panic!("send {:?} never succeeded", req.idempotency_key)
+    panic!("send {:?} never succeeded", req.header.idempotency_key)
 }
 
 /// Every message waiting in `mailbox`'s inbox, following pages.
@@ -924,7 +924,7 @@ async fn log_failure_is_fatal_but_reads_and_restart_work(fail: fn(bool)) {
     within("ack", node.acknowledge(&to, &first)).await.unwrap();
     // A chunked upload in progress when the disk dies.
     let mut chunked = request(&from, &to, Some("chunked"), body_for("c1"));
-    chunked.total_chunks = 2;
+    chunked.header.total_chunks = 2;
     let uploading = within("send chunked", node.send(chunked))
         .await
         .unwrap()
@@ -1486,7 +1486,7 @@ async fn chunked_send_is_listed_only_when_complete() {
         body_for("chunk-three"),
     ];
     let mut req = request(&from, &to, Some("chunked"), chunks[0].clone());
-    req.total_chunks = 3;
+    req.header.total_chunks = 3;
     let out = within("send chunk 1", node.send(req)).await.unwrap();
     assert_eq!(out.status, MessageStatus::Uploading);
     let id = out.message_id;
@@ -1555,7 +1555,7 @@ async fn chunked_send_is_listed_only_when_complete() {
     );
     // Idempotent first chunk: the key answers the same message.
     let mut again = request(&from, &to, Some("chunked"), chunks[0].clone());
-    again.total_chunks = 3;
+    again.header.total_chunks = 3;
     assert_eq!(
         within("resend", node.send(again)).await.unwrap().message_id,
         id

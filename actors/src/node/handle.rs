@@ -295,29 +295,33 @@ impl NodeHandle {
     /// it is durable.
     pub async fn send(&self, req: SendRequest) -> Result<SendOutcome, RequestError> {
         self.check_open(true)?;
-        self.shared
-            .directory
-            .check_send(&req.sender, &req.recipient, &req.workflow_id)?;
+        self.shared.directory.check_send(
+            &req.sender,
+            &req.header.recipient,
+            &req.header.workflow_id,
+        )?;
         let now = self.shared.clock.now();
         let message_id = self
             .shared
-            .next_message_id(&req.recipient)
+            .next_message_id(&req.header.recipient)
             .map_err(|e| RequestError::Invalid(e.to_string()))?;
+        let h = req.header;
+        let idempotency_key = h.idempotency_key;
         let envelope = Envelope {
             message_id,
             message_type: MessageType::Data,
             sender: req.sender,
-            recipient: req.recipient,
-            workflow_id: req.workflow_id,
-            subject: req.subject,
-            local_id: req.local_id,
-            file_name: req.file_name,
-            content_type: req.content_type,
-            compressed: req.compressed,
-            encrypted: req.encrypted,
-            checksum: req.checksum,
-            partner_id: req.partner_id,
-            total_chunks: req.total_chunks,
+            recipient: h.recipient,
+            workflow_id: h.workflow_id,
+            subject: h.subject,
+            local_id: h.local_id,
+            file_name: h.file_name,
+            content_type: h.content_type,
+            compressed: h.compressed,
+            encrypted: h.encrypted,
+            checksum: h.checksum,
+            partner_id: h.partner_id,
+            total_chunks: h.total_chunks,
             created_at: now,
             expires_at: now.saturating_add(self.shared.storage.inbox_expiry),
             linked_message_id: None,
@@ -327,8 +331,7 @@ impl NodeHandle {
         let partition = self.shared.map.partition_of(&envelope.recipient).0;
         // A send is submitted once (never resent), so the request moves
         // into the message instead of being cloned.
-        let request =
-            std::sync::Mutex::new(Some((Box::new(envelope), req.idempotency_key, req.body)));
+        let request = std::sync::Mutex::new(Some((Box::new(envelope), idempotency_key, req.body)));
         self.call(partition, false, |reply| {
             let taken = request.lock().unwrap_or_else(|p| p.into_inner()).take();
             match taken {

@@ -4,39 +4,18 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use spine_core::envelope::Envelope;
-use spine_core::ids::{LocalId, MailboxId, MessageId, WorkflowId};
-use spine_core::message::{ChunkLoc, MessageState, MessageStatus};
+use spine_core::ids::{MailboxId, MessageId, WorkflowId};
+use spine_core::message::{ChunkLoc, MessageState, MessageStatus, SendHeader};
 use spine_core::time::Timestamp;
 
-/// A new message (its first chunk).
+/// A new message (its first chunk): who sends it, what the sender says
+/// about it, and chunk 1.
 #[derive(Debug, Clone)]
 pub struct SendRequest {
     /// The authenticated sender.
     pub sender: MailboxId,
-    /// The recipient.
-    pub recipient: MailboxId,
-    /// The workflow.
-    pub workflow_id: WorkflowId,
-    /// Optional subject.
-    pub subject: Option<String>,
-    /// Optional sender's reference.
-    pub local_id: Option<LocalId>,
-    /// Optional file name.
-    pub file_name: Option<String>,
-    /// Optional content type.
-    pub content_type: Option<String>,
-    /// Content is compressed (flag only).
-    pub compressed: bool,
-    /// Content is encrypted (flag only).
-    pub encrypted: bool,
-    /// Optional checksum text.
-    pub checksum: Option<String>,
-    /// Optional partner id.
-    pub partner_id: Option<String>,
-    /// Number of chunks (1 for a simple message).
-    pub total_chunks: u32,
-    /// The sender's idempotency key: a repeat returns the original id.
-    pub idempotency_key: Option<String>,
+    /// Recipient, workflow, optional metadata, chunk count, idempotency key.
+    pub header: SendHeader,
     /// Chunk 1.
     pub body: Bytes,
 }
@@ -51,18 +30,7 @@ impl SendRequest {
     ) -> SendRequest {
         SendRequest {
             sender,
-            recipient,
-            workflow_id,
-            subject: None,
-            local_id: None,
-            file_name: None,
-            content_type: None,
-            compressed: false,
-            encrypted: false,
-            checksum: None,
-            partner_id: None,
-            total_chunks: 1,
-            idempotency_key: None,
+            header: SendHeader::simple(recipient, workflow_id),
             body,
         }
     }

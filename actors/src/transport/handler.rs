@@ -151,32 +151,19 @@ pub(crate) async fn handle(
     }
 }
 
-fn send_request(sender: &MailboxId, header: SendHeader, body: Bytes) -> SendRequest {
-    SendRequest {
-        sender: sender.clone(),
-        recipient: header.recipient,
-        workflow_id: header.workflow_id,
-        subject: header.subject,
-        local_id: header.local_id,
-        file_name: header.file_name,
-        content_type: header.content_type,
-        compressed: header.compressed,
-        encrypted: header.encrypted,
-        checksum: header.checksum,
-        partner_id: header.partner_id,
-        total_chunks: header.total_chunks,
-        idempotency_key: header.idempotency_key,
-        body,
-    }
-}
-
 async fn send(
     node: &NodeHandle,
     sender: &MailboxId,
     header: SendHeader,
     body: Bytes,
 ) -> Result<SendOk, RequestError> {
-    let out = node.send(send_request(sender, header, body)).await?;
+    let out = node
+        .send(SendRequest {
+            sender: sender.clone(),
+            header,
+            body,
+        })
+        .await?;
     Ok(SendOk {
         message_id: out.message_id,
         duplicate: out.duplicate,

@@ -15,7 +15,7 @@ use crate::limits::Limits;
 use crate::meta::{self, BatchItemMeta, HelloMeta, PushMeta, SendBatchMeta, SendOkMeta};
 use crate::request::{BatchItem, Request};
 use crate::response::Response;
-use crate::wire_types::{Password, SendHeader};
+use crate::wire_types::{Password, SendHeader, SendHeaderWire};
 
 fn server() -> ServerCodec {
     ServerCodec::new(test_limits()).unwrap()
