@@ -925,6 +925,40 @@ fn a_native_port_in_use_is_a_startup_error_naming_the_setting() -> anyhow::Resul
 }
 
 #[test]
+fn a_missing_tls_file_is_refused_before_recovery() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let data = tmp.path().join("data");
+    let missing = tmp.path().join("no-such-cert.pem");
+    let key = tmp.path().join("no-such-key.pem");
+    let out = run(&[
+        "serve",
+        "--data-dir",
+        data.to_str().context("utf-8")?,
+        "--metrics-enabled",
+        "false",
+        "--native-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        missing.to_str().context("utf-8")?,
+        "--tls-key",
+        key.to_str().context("utf-8")?,
+    ])?;
+    assert_eq!(out.code(), 1, "{}", out.stderr);
+    let last = out.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("spine: error [TLS_CERT_READ]") && last.contains("no-such-cert.pem"),
+        "one clear line naming the file:\n{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("recovered"),
+        "refused before recovering the log:\n{}",
+        out.stderr
+    );
+    Ok(())
+}
+
+#[test]
 fn a_non_loopback_native_address_is_refused_unless_allowed() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let data = tmp.path().join("data");

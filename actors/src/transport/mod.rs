@@ -234,6 +234,27 @@ impl Transports {
         Ok(running)
     }
 
+    /// Checks the configuration and loads the TLS material without binding
+    /// anything, so `spine serve` can refuse a bad certificate path before
+    /// it spends time recovering the log.
+    pub fn check(config: &NetworkConfig) -> Result<(), TransportError> {
+        config.validate().map_err(TransportError::Config)?;
+        if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+            let ca = config.client_ca.as_deref();
+            crate::tls::server_config(
+                cert,
+                key,
+                ca,
+                config.require_client_cert,
+                &[crate::tls::NATIVE_ALPN],
+            )?;
+            if config.quic_enabled {
+                crate::tls::quic_server_config(cert, key, ca, config.require_client_cert)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The bound TCP address, if the native TCP transport runs.
     pub fn native_addr(&self) -> Option<SocketAddr> {
         self.native

@@ -98,6 +98,8 @@ pub fn run(args: &ServeArgs, env: EnvLookup<'_>) -> Result<Exit, Failure> {
             format!("invalid runtime configuration: {why}"),
         ))
     })?;
+    // TLS files are checked now, not after a possibly long recovery.
+    Transports::check(&config.network).map_err(|e| fatal.report(transport_failure(&e)))?;
     // Before any thread starts, so every allocation after this obeys it.
     if let Err(e) = spine_actors::memory::set_transparent_huge_pages(config.runtime.huge_pages) {
         // Not fatal: the node is correct either way, only its tail latency
