@@ -687,14 +687,14 @@ mod tests {
     /// accepted by `RuntimeConfig::validate` and one past it is refused.
     #[test]
     fn runtime_ranges_in_the_help_match_the_runtime() {
-        use crate::config::validate::{copy_runtime_field, RUNTIME_SETTINGS};
+        use crate::config::validate::copy_runtime_field;
         use crate::config::NodeConfig;
         use spine_actors::node::RuntimeConfig;
 
         let cmd = Cli::command();
         let serve = cmd.find_subcommand("serve").unwrap();
         // Numeric settings only (a boolean has no range).
-        for setting in RUNTIME_SETTINGS
+        for setting in Setting::in_section("runtime")
             .into_iter()
             .filter(|s| *s != Setting::HugePages)
         {

@@ -228,6 +228,17 @@ impl Setting {
         self.key().split_once('.').unwrap_or(("", self.key()))
     }
 
+    /// The settings of one section, in file order (derived from [`ALL`],
+    /// the single list).
+    ///
+    /// [`ALL`]: Setting::ALL
+    pub fn in_section(section: &str) -> Vec<Setting> {
+        Setting::ALL
+            .into_iter()
+            .filter(|s| s.section_and_field().0 == section)
+            .collect()
+    }
+
     /// The environment variable.
     pub fn env(self) -> &'static str {
         match self {

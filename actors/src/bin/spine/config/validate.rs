@@ -233,24 +233,6 @@ fn directory(c: &mut Checker<'_>) {
     );
 }
 
-/// The `[runtime]` settings, in file order.
-pub const RUNTIME_SETTINGS: [Setting; 14] = [
-    Setting::Partitions,
-    Setting::PartitionQueue,
-    Setting::MaxRestarts,
-    Setting::RestartWindowSecs,
-    Setting::ExpiryIntervalMs,
-    Setting::ExpiryBatch,
-    Setting::SubscriberBuffer,
-    Setting::MaxInboxPage,
-    Setting::RequestWaitMs,
-    Setting::ShutdownDrainMs,
-    Setting::CompactionCheckMs,
-    Setting::CompactionMinLogBytes,
-    Setting::CompactionMaxAmplification,
-    Setting::HugePages,
-];
-
 /// Copies `setting`'s field from `from` into `into` and returns its value
 /// as shown to the operator; `None` if `setting` is not a runtime setting.
 pub fn copy_runtime_field(
@@ -327,7 +309,8 @@ pub fn copy_runtime_field(
 fn runtime(c: &mut Checker<'_>) {
     let merged = c.loaded.config.runtime.clone();
     let mut found = false;
-    for setting in RUNTIME_SETTINGS {
+    let runtime_settings = Setting::in_section("runtime");
+    for &setting in &runtime_settings {
         let mut alone = RuntimeConfig::default();
         let Some(shown) = copy_runtime_field(setting, &merged, &mut alone) else {
             continue;
@@ -344,7 +327,7 @@ fn runtime(c: &mut Checker<'_>) {
     if !found {
         if let Err(why) = merged.validate() {
             // A rule across settings: blame the first one it names.
-            let setting = RUNTIME_SETTINGS
+            let setting = runtime_settings
                 .into_iter()
                 .find(|s| why.contains(s.section_and_field().1))
                 .unwrap_or(Setting::Partitions);
@@ -392,25 +375,6 @@ fn metrics(c: &mut Checker<'_>) {
         );
     }
 }
-
-/// The `[network]` settings, in file order.
-pub const NETWORK_SETTINGS: [Setting; 15] = [
-    Setting::NativeEnabled,
-    Setting::NativeListen,
-    Setting::QuicEnabled,
-    Setting::QuicListen,
-    Setting::NetworkAllowRemote,
-    Setting::TlsCert,
-    Setting::TlsKey,
-    Setting::ClientCa,
-    Setting::RequireClientCert,
-    Setting::MaxConnections,
-    Setting::MaxInFlightPerConnection,
-    Setting::MaxPayloadBytes,
-    Setting::DownloadPieceBytes,
-    Setting::HandshakeTimeoutMs,
-    Setting::ServerName,
-];
 
 /// A path setting's value as shown to the operator.
 fn shown_path(path: &Option<std::path::PathBuf>) -> String {
@@ -509,7 +473,7 @@ fn named_network_settings(message: &str) -> Vec<Setting> {
     }
     let mut named = Vec::new();
     for word in unquoted.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-        if let Some(setting) = NETWORK_SETTINGS
+        if let Some(setting) = Setting::in_section("network")
             .into_iter()
             .find(|s| s.section_and_field().1 == word)
         {
@@ -554,7 +518,7 @@ fn network(c: &mut Checker<'_>) {
     let mut working = merged.clone();
     let mut reset: Vec<Setting> = Vec::new();
     // Each round puts one more setting back to its default: bounded.
-    for _ in 0..=NETWORK_SETTINGS.len() {
+    for _ in 0..=Setting::in_section("network").len() {
         let Err(why) = working.validate() else {
             return;
         };
