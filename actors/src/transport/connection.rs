@@ -93,6 +93,32 @@ pub(crate) async fn serve_ordinary(
     drop(permit);
 }
 
+/// Starts the actor of a new connection, linked to the transport
+/// supervisor, with a fresh [`Session`]; `None` (logged) if it cannot.
+pub(crate) async fn start_connection(
+    context: &Arc<Context>,
+    supervisor: &ActorRef<()>,
+    peer: SocketAddr,
+    cert_mailbox: Option<MailboxId>,
+    transport: &'static str,
+) -> Option<(ActorRef<ConnMsg>, Arc<Session>)> {
+    let session = Session::new(context.max_in_flight);
+    let args = ConnArgs {
+        context: Arc::clone(context),
+        session: Arc::clone(&session),
+        peer,
+        cert_mailbox,
+        transport,
+    };
+    match Actor::spawn_linked(None, ConnectionActor, args, supervisor.get_cell()).await {
+        Ok((actor, _)) => Some((actor, session)),
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "cannot start a connection actor");
+            None
+        }
+    }
+}
+
 /// What a connection actor starts with.
 #[derive(Debug)]
 pub(crate) struct ConnArgs {

@@ -20,11 +20,11 @@
 use std::sync::Arc;
 
 use quinn::{Endpoint, Incoming};
-use ractor::{Actor, ActorRef};
+use ractor::ActorRef;
 use rustls::pki_types::CertificateDer;
 use tokio::sync::watch;
 
-use super::connection::{ConnArgs, ConnectionActor, Session};
+use super::connection::start_connection;
 use super::stream::serve_stream;
 use super::Context;
 
@@ -95,21 +95,10 @@ async fn connection(incoming: Incoming, context: Arc<Context>, supervisor: Actor
         .peer_identity()
         .and_then(|id| id.downcast::<Vec<CertificateDer<'static>>>().ok())
         .and_then(|chain| chain.first().and_then(crate::tls::mailbox_from_certificate));
-    let session = Session::new(context.max_in_flight);
-    let args = ConnArgs {
-        context: Arc::clone(&context),
-        session: Arc::clone(&session),
-        peer,
-        cert_mailbox,
-        transport: "quic",
-    };
-    let actor = match Actor::spawn_linked(None, ConnectionActor, args, supervisor.get_cell()).await
-    {
-        Ok((actor, _)) => actor,
-        Err(e) => {
-            tracing::warn!(%peer, error = %e, "cannot start a connection actor");
-            return;
-        }
+    let Some((actor, session)) =
+        start_connection(&context, &supervisor, peer, cert_mailbox, "quic").await
+    else {
+        return;
     };
     let mut streams = tokio::task::JoinSet::new();
     loop {

@@ -12,14 +12,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use ractor::{Actor, ActorRef};
+use ractor::ActorRef;
 use spine_protocol::{ServerCodec, WireErrorCode};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use super::connection::{ConnArgs, ConnectionActor, Session};
+use super::connection::start_connection;
 use super::handler::error_response;
 use super::stream::serve_stream;
 use super::Context;
@@ -111,21 +111,10 @@ async fn run<S>(
 ) where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let session = Session::new(context.max_in_flight);
-    let args = ConnArgs {
-        context: Arc::clone(&context),
-        session: Arc::clone(&session),
-        peer,
-        cert_mailbox,
-        transport,
-    };
-    let actor = match Actor::spawn_linked(None, ConnectionActor, args, supervisor.get_cell()).await
-    {
-        Ok((actor, _)) => actor,
-        Err(e) => {
-            tracing::warn!(%peer, error = %e, "cannot start a connection actor");
-            return;
-        }
+    let Some((actor, session)) =
+        start_connection(&context, &supervisor, peer, cert_mailbox, transport).await
+    else {
+        return;
     };
     let (reader, writer) = tokio::io::split(stream);
     serve_stream(reader, writer, context, actor.clone(), session, 0).await;

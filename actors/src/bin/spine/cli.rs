@@ -632,41 +632,54 @@ mod tests {
         );
     }
 
+    /// Checks that the range `setting`'s help promises (`LO..=HI`) is the
+    /// one `accepts` enforces: both ends accepted, one past each refused.
+    fn assert_help_range(setting: Setting, accepts: impl Fn(&crate::config::NodeConfig) -> bool) {
+        let cmd = Cli::command();
+        let serve = cmd.find_subcommand("serve").unwrap();
+        let long = setting.flag().trim_start_matches("--");
+        let help = serve
+            .get_arguments()
+            .find(|a| a.get_long() == Some(long))
+            .and_then(|a| a.get_help())
+            .map(|h| h.to_string())
+            .unwrap();
+        let range = help
+            .split_whitespace()
+            .find(|w| w.contains("..="))
+            .unwrap_or_else(|| panic!("{}: no range in {help:?}", setting.flag()));
+        let (lo, hi) = range.trim_end_matches(',').split_once("..=").unwrap();
+        let (lo, hi): (u64, u64) = (lo.parse().unwrap(), hi.parse().unwrap());
+        let check = |value: u64| {
+            let mut config = crate::config::NodeConfig::default();
+            setting
+                .apply(&mut config, std::ffi::OsStr::new(&value.to_string()))
+                .unwrap();
+            accepts(&config)
+        };
+        assert!(check(lo), "{}: {lo} refused", setting.flag());
+        assert!(check(hi), "{}: {hi} refused", setting.flag());
+        if let Some(below) = lo.checked_sub(1) {
+            assert!(!check(below), "{}: {below} accepted", setting.flag());
+        }
+        assert!(!check(hi + 1), "{}: {} accepted", setting.flag(), hi + 1);
+    }
+
     /// The ranges the help promises for `[network]` are the transport's
     /// own: each end is accepted by `NetworkConfig::validate` and one past
     /// it is refused.
     #[test]
     fn network_ranges_in_the_help_match_the_transport() {
         use crate::config::validate::copy_network_field;
-        use crate::config::NodeConfig;
         use spine_actors::transport::NetworkConfig;
 
-        let cmd = Cli::command();
-        let serve = cmd.find_subcommand("serve").unwrap();
         for setting in [
             Setting::MaxConnections,
             Setting::MaxInFlightPerConnection,
             Setting::MaxPayloadBytes,
             Setting::HandshakeTimeoutMs,
         ] {
-            let long = setting.flag().trim_start_matches("--");
-            let help = serve
-                .get_arguments()
-                .find(|a| a.get_long() == Some(long))
-                .and_then(|a| a.get_help())
-                .map(|h| h.to_string())
-                .unwrap();
-            let range = help
-                .split_whitespace()
-                .find(|w| w.contains("..="))
-                .unwrap_or_else(|| panic!("{}: no range in {help:?}", setting.flag()));
-            let (lo, hi) = range.trim_end_matches(',').split_once("..=").unwrap();
-            let (lo, hi): (u64, u64) = (lo.parse().unwrap(), hi.parse().unwrap());
-            let check = |value: u64| {
-                let mut config = NodeConfig::default();
-                setting
-                    .apply(&mut config, std::ffi::OsStr::new(&value.to_string()))
-                    .unwrap();
+            assert_help_range(setting, |config| {
                 // The smallest piece, so that the payload limit's lower
                 // end is judged alone (a piece may not exceed it).
                 let mut alone = NetworkConfig {
@@ -675,11 +688,7 @@ mod tests {
                 };
                 copy_network_field(setting, &config.network, &mut alone).unwrap();
                 alone.validate().is_ok()
-            };
-            assert!(check(lo), "{}: {lo} refused", setting.flag());
-            assert!(check(hi), "{}: {hi} refused", setting.flag());
-            assert!(!check(lo - 1), "{}: {} accepted", setting.flag(), lo - 1);
-            assert!(!check(hi + 1), "{}: {} accepted", setting.flag(), hi + 1);
+            });
         }
     }
 
@@ -688,44 +697,18 @@ mod tests {
     #[test]
     fn runtime_ranges_in_the_help_match_the_runtime() {
         use crate::config::validate::copy_runtime_field;
-        use crate::config::NodeConfig;
         use spine_actors::node::RuntimeConfig;
 
-        let cmd = Cli::command();
-        let serve = cmd.find_subcommand("serve").unwrap();
         // Numeric settings only (a boolean has no range).
         for setting in Setting::in_section("runtime")
             .into_iter()
             .filter(|s| *s != Setting::HugePages)
         {
-            let long = setting.flag().trim_start_matches("--");
-            let help = serve
-                .get_arguments()
-                .find(|a| a.get_long() == Some(long))
-                .and_then(|a| a.get_help())
-                .map(|h| h.to_string())
-                .unwrap();
-            let range = help
-                .split_whitespace()
-                .find(|w| w.contains("..="))
-                .unwrap_or_else(|| panic!("{}: no range in {help:?}", setting.flag()));
-            let (lo, hi) = range.trim_end_matches(',').split_once("..=").unwrap();
-            let (lo, hi): (u64, u64) = (lo.parse().unwrap(), hi.parse().unwrap());
-            let check = |value: u64| {
-                let mut config = NodeConfig::default();
-                setting
-                    .apply(&mut config, std::ffi::OsStr::new(&value.to_string()))
-                    .unwrap();
+            assert_help_range(setting, |config| {
                 let mut alone = RuntimeConfig::default();
                 copy_runtime_field(setting, &config.runtime, &mut alone).unwrap();
                 alone.validate().is_ok()
-            };
-            assert!(check(lo), "{}: {lo} refused", setting.flag());
-            assert!(check(hi), "{}: {hi} refused", setting.flag());
-            if let Some(below) = lo.checked_sub(1) {
-                assert!(!check(below), "{}: {below} accepted", setting.flag());
-            }
-            assert!(!check(hi + 1), "{}: {} accepted", setting.flag(), hi + 1);
+            });
         }
     }
 
