@@ -10,6 +10,7 @@
 
 pub mod expiry;
 pub mod memory;
+pub mod mesh;
 pub mod metrics;
 pub mod node;
 pub mod partition;

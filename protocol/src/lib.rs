@@ -47,6 +47,7 @@ mod download;
 mod error;
 mod frame;
 mod limits;
+pub mod mesh;
 mod meta;
 mod request;
 mod response;

@@ -103,7 +103,16 @@ impl Spine {
         let stdout = std::fs::File::create(out.path().join("stdout"))?;
         let stderr = std::fs::File::create(out.path().join("stderr"))?;
         let mut cmd = Command::new(spine_bin()?);
-        cmd.args(args)
+        // Tests run in parallel: a node that does not choose its MESH port
+        // gets a free one instead of the fixed default.
+        let mut args: Vec<&str> = args.to_vec();
+        if args.first() == Some(&"serve")
+            && !args.contains(&"--mesh-listen")
+            && !env.iter().any(|(k, _)| *k == "SPINE_MESH_LISTEN")
+        {
+            args.extend(["--mesh-listen", "127.0.0.1:0"]);
+        }
+        cmd.args(&args)
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr);

@@ -15,13 +15,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use dashmap::DashMap;
 use ractor::{Actor, ActorRef};
-use spine_core::directory::Directory;
-use spine_core::envelope::{Envelope, MessageType};
-use spine_core::ids::{MailboxId, MessageId, MessageIdGenerator, OdsCode, WorkflowId};
-use spine_core::message::{MessageStatus, StoreError, WorkflowFilter};
+use spine_core::directory::{Directory, DirectoryError};
+use spine_core::envelope::{Envelope, MessageType, ReportStatus};
+use spine_core::ids::{LocalId, MailboxId, MessageId, MessageIdGenerator, OdsCode, WorkflowId};
+use spine_core::message::{report_envelope, MessageStatus, ReportSpec, StoreError, WorkflowFilter};
 use spine_core::partition::PartitionMap;
 use spine_core::random::RandomSource;
-use spine_core::time::Clock;
+use spine_core::time::{Clock, Timestamp};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::config::RuntimeConfig;
@@ -31,7 +31,8 @@ use super::shared::{IdSource, Shared};
 use super::sink::{LogSink, MemoryLog};
 use super::storage::{open_storage, NodeError, OpenNode, RecoverySummary, StorageConfig};
 use super::types::{
-    ChunkOutcome, Download, InboxPage, MessageView, Notification, SendOutcome, SendRequest,
+    ChunkOutcome, Download, InboxPage, InjectReport, MessageView, Notification, SendOutcome,
+    SendRequest,
 };
 use crate::partition::msg::Reply;
 use crate::partition::PartitionMsg;
@@ -327,11 +328,21 @@ impl NodeHandle {
             linked_message_id: None,
             report: None,
         };
-        // The partition validates the envelope (check_send) before logging.
+        self.submit(envelope, idempotency_key, req.body).await
+    }
+
+    /// Hands a new message to its recipient's partition, which validates
+    /// the envelope (`check_send`) before logging; answers once durable.
+    async fn submit(
+        &self,
+        envelope: Envelope,
+        idempotency_key: Option<String>,
+        body: Bytes,
+    ) -> Result<SendOutcome, RequestError> {
         let partition = self.shared.map.partition_of(&envelope.recipient).0;
         // A send is submitted once (never resent), so the request moves
         // into the message instead of being cloned.
-        let request = std::sync::Mutex::new(Some((Box::new(envelope), idempotency_key, req.body)));
+        let request = std::sync::Mutex::new(Some((Box::new(envelope), idempotency_key, body)));
         self.call(partition, false, |reply| {
             let taken = request.lock().unwrap_or_else(|p| p.into_inner()).take();
             match taken {
@@ -521,6 +532,114 @@ impl NodeHandle {
         Ok(view)
     }
 
+    /// Every message `sender` sent with local id `local_id` (MESH's
+    /// deprecated `GET /outbox/tracking/{local_id}`), whatever its status,
+    /// as long as it has not been purged; in creation order. Reports are
+    /// not listed. Asks every partition (messages live with their
+    /// recipient); each answers from its local-id index, not a scan.
+    pub async fn track_by_local_id(
+        &self,
+        sender: &MailboxId,
+        local_id: &LocalId,
+    ) -> Result<Vec<MessageView>, RequestError> {
+        self.check_open(false)?;
+        let asks = (0..self.shared.partitions.len() as u32).map(|p| {
+            self.call(p, true, move |reply| PartitionMsg::TrackLocal {
+                sender: sender.clone(),
+                local_id: local_id.clone(),
+                reply,
+            })
+        });
+        let mut found = Vec::new();
+        for answer in futures_util::future::join_all(asks).await {
+            found.extend(answer?);
+        }
+        found.sort_by_key(|m: &MessageView| (m.envelope.created_at, m.envelope.message_id));
+        Ok(found)
+    }
+
+    /// Removes, durably, every message (any status, uploading included)
+    /// whose sender or recipient is `mailbox`, or every message when
+    /// `None` (mesh-sandbox's `DELETE /admin/reset[/{mailbox}]`); answers
+    /// how many were removed. Each removal is a logged `Purge`, so a
+    /// restart gives the same state. Partitions work concurrently, each in
+    /// bounded steps served between other requests. Messages created while
+    /// a reset runs may or may not be removed. If a partition fails
+    /// mid-reset the answer is an error and some messages may be gone:
+    /// resetting again is safe.
+    pub async fn reset(&self, mailbox: Option<&MailboxId>) -> Result<usize, RequestError> {
+        self.check_open(true)?;
+        let partitions = (0..self.shared.partitions.len() as u32).map(|p| async move {
+            let mut removed = 0;
+            let mut after = None;
+            loop {
+                let step = self
+                    .call(p, false, |reply| PartitionMsg::Reset {
+                        mailbox: mailbox.cloned(),
+                        after,
+                        reply,
+                    })
+                    .await?;
+                removed += step.removed;
+                if step.done {
+                    return Ok::<usize, RequestError>(removed);
+                }
+                after = step.after;
+            }
+        });
+        let mut removed = 0;
+        let mut failure = None;
+        for answer in futures_util::future::join_all(partitions).await {
+            match answer {
+                Ok(n) => removed += n,
+                Err(e) => failure = failure.or(Some(e)),
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(removed),
+        }
+    }
+
+    /// Places a REPORT in `report.recipient`'s inbox (mesh-sandbox's
+    /// `POST /messageexchange/admin/report`): from the recipient itself,
+    /// no content, durable before the answer. The recipient must be in the
+    /// directory (`DIR_RECIPIENT_UNREGISTERED`); report fields are checked
+    /// like any envelope's (`ENV_*`).
+    pub async fn inject_report(&self, report: InjectReport) -> Result<MessageId, RequestError> {
+        self.check_open(true)?;
+        if self.shared.directory.mailbox(&report.recipient).is_none() {
+            return Err(DirectoryError::RecipientUnregistered {
+                id: report.recipient,
+            }
+            .into());
+        }
+        let message_id = self
+            .shared
+            .next_message_id(&report.recipient)
+            .map_err(|e| RequestError::Invalid(e.to_string()))?;
+        let envelope = report_envelope(
+            ReportSpec {
+                message_id,
+                sender: report.recipient.clone(),
+                recipient: report.recipient,
+                workflow_id: report.workflow_id,
+                subject: report.subject,
+                local_id: report.local_id,
+                file_name: report.file_name,
+                linked_message_id: report.linked_message_id,
+                status: ReportStatus {
+                    code: report.code,
+                    event: report.event,
+                    description: report.description,
+                },
+            },
+            self.shared.clock.now(),
+            self.shared.storage.inbox_expiry,
+        );
+        Ok(self.submit(envelope, None, Bytes::new()).await?.message_id)
+    }
+
     async fn service(&self) -> Result<ActorRef<ServiceMsg>, RequestError> {
         let (tx, rx) = oneshot::channel();
         self.supervisor
@@ -551,6 +670,17 @@ impl NodeHandle {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+
+    /// The directory the node routes by (read-only; transports use it to
+    /// check credentials such as MESH's NHSMESH token).
+    pub fn directory(&self) -> &Arc<Directory> {
+        &self.shared.directory
+    }
+
+    /// The node's clock (the simulator's virtual clock in simulations).
+    pub fn now(&self) -> Timestamp {
+        self.shared.clock.now()
     }
 
     /// Whether `mailbox` is in the directory and active (for connections

@@ -19,8 +19,11 @@ pub use storage::{
     open_storage, open_storage_with, NodeError, OpenNode, RecoverySummary, StorageConfig,
 };
 pub use types::{
-    ChunkOutcome, Download, InboxPage, MessageView, Notification, SendOutcome, SendRequest,
+    ChunkOutcome, Download, InboxPage, InjectReport, MessageView, Notification, SendOutcome,
+    SendRequest,
 };
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_admin;

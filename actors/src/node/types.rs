@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use spine_core::envelope::Envelope;
-use spine_core::ids::{MailboxId, MessageId, WorkflowId};
+use spine_core::ids::{LocalId, MailboxId, MessageId, WorkflowId};
 use spine_core::message::{ChunkLoc, MessageState, MessageStatus, SendHeader};
 use spine_core::time::Timestamp;
 
@@ -104,6 +104,59 @@ pub struct Download {
     pub chunk_no: u32,
     /// Its bytes.
     pub body: Bytes,
+}
+
+/// A REPORT to place in a mailbox's inbox, as mesh-sandbox's
+/// `POST /messageexchange/admin/report` does: from the mailbox itself (as
+/// the core's non-delivery reports are from the mailbox they are about),
+/// with no content. Fields are checked like any envelope's (lengths,
+/// control characters) before anything is logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InjectReport {
+    /// Whose inbox it goes to (also its sender); must be in the directory.
+    pub recipient: MailboxId,
+    /// MESH status code (`Mex-StatusCode`), e.g. `"02"`.
+    pub code: String,
+    /// Human-readable description (`Mex-StatusDescription`).
+    pub description: String,
+    /// The event reported on (`Mex-StatusEvent`); [`InjectReport::new`]
+    /// sets [`InjectReport::DEFAULT_EVENT`].
+    pub event: String,
+    /// The workflow it is about.
+    pub workflow_id: WorkflowId,
+    /// `Mex-Subject`.
+    pub subject: Option<String>,
+    /// `Mex-LocalID`.
+    pub local_id: Option<LocalId>,
+    /// `Mex-FileName`.
+    pub file_name: Option<String>,
+    /// The message it reports on.
+    pub linked_message_id: Option<MessageId>,
+}
+
+impl InjectReport {
+    /// The event when none is given.
+    pub const DEFAULT_EVENT: &'static str = "SEND";
+
+    /// A report with event `SEND` and no optional fields.
+    pub fn new(
+        recipient: MailboxId,
+        workflow_id: WorkflowId,
+        code: impl Into<String>,
+        description: impl Into<String>,
+    ) -> InjectReport {
+        InjectReport {
+            recipient,
+            code: code.into(),
+            description: description.into(),
+            event: Self::DEFAULT_EVENT.to_string(),
+            workflow_id,
+            subject: None,
+            local_id: None,
+            file_name: None,
+            linked_message_id: None,
+        }
+    }
 }
 
 /// A message newly accepted into a subscribed inbox.

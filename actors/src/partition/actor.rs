@@ -26,12 +26,13 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use spine_core::envelope::Envelope;
 use spine_core::ids::{MailboxId, MessageId};
 use spine_core::message::{
-    AckCheck, Applied, ChunkLoc, Event, MessageStatus, MessageStore, SendCheck, StoreError,
+    AckCheck, Applied, ChunkLoc, Event, MessageStatus, MessageStore, ResetLimits, SendCheck,
+    StoreError,
 };
 use spine_core::wal::PendingRecord;
 use tokio::sync::mpsc;
 
-use super::msg::{PartitionMsg, Reply};
+use super::msg::{PartitionMsg, Reply, ResetProgress};
 use crate::node::error::RequestError;
 use crate::node::shared::Shared;
 use crate::node::types::{ChunkOutcome, InboxPage, MessageView, Notification, SendOutcome};
@@ -41,6 +42,11 @@ use crate::wal::AppendResult;
 /// (so `Durable` completions and other partitions get the worker: 128
 /// measured no worse than 1,024 in throughput, with shorter stalls).
 const DRAIN_LIMIT: usize = 128;
+
+/// Most messages one reset step examines (the purges it logs are bounded
+/// by `expiry_batch`), so a reset of a large store never holds the
+/// partition for long: other requests are served between steps.
+const RESET_SCAN_LIMIT: usize = 4096;
 
 /// The actor (stateless; state lives in [`PartitionState`]).
 #[derive(Debug)]
@@ -67,6 +73,10 @@ enum Answer {
         id: MessageId,
     },
     Ack(Reply<()>),
+    Reset {
+        reply: Reply<ResetProgress>,
+        progress: ResetProgress,
+    },
     Quiet,
 }
 
@@ -257,6 +267,22 @@ impl PartitionState {
             PartitionMsg::Get { id, reply } => {
                 answer(reply, Ok(self.store.get(&id).map(MessageView::from)))
             }
+            PartitionMsg::TrackLocal {
+                sender,
+                local_id,
+                reply,
+            } => {
+                let found = self.store.by_local_id(&sender, &local_id);
+                answer(
+                    reply,
+                    Ok(found.into_iter().map(MessageView::from).collect()),
+                );
+            }
+            PartitionMsg::Reset {
+                mailbox,
+                after,
+                reply,
+            } => self.on_reset(myself, mailbox, after, reply).await,
             PartitionMsg::Expire { now, reply } => {
                 let logged = self.on_expire(myself, now).await;
                 if let Some(reply) = reply {
@@ -599,6 +625,7 @@ impl PartitionState {
                 answer(reply, result.map(|()| ChunkOutcome { complete }));
             }
             Answer::Ack(reply) => answer(reply, result),
+            Answer::Reset { reply, progress } => answer(reply, result.map(|()| progress)),
             Answer::Quiet => {
                 if let Err(e) = result {
                     tracing::warn!(partition = self.index, error = %e, "background log write failed");
@@ -662,6 +689,63 @@ impl PartitionState {
             self.log(myself, events, touched, Answer::Quiet).await;
         }
         logged
+    }
+
+    /// One bounded step of a reset: logs `Purge` for the matching messages
+    /// (an existing event: replay, rebuild and compaction already handle
+    /// it) and answers once they are durable and applied. A matching
+    /// message with a change in flight stops the step before it; if
+    /// nothing precedes it, the step waits for that change (deferred like
+    /// any request touching a busy message) and then runs again.
+    async fn on_reset(
+        &mut self,
+        myself: &ActorRef<PartitionMsg>,
+        mailbox: Option<MailboxId>,
+        after: Option<MessageId>,
+        reply: Reply<ResetProgress>,
+    ) {
+        let limits = ResetLimits {
+            scan: RESET_SCAN_LIMIT,
+            purge: self.shared.runtime.expiry_batch,
+        };
+        let now = self.shared.clock.now();
+        let busy = &self.busy;
+        let step = self
+            .store
+            .reset_events(mailbox.as_ref(), after.as_ref(), now, limits, |id| {
+                busy.contains(id)
+            });
+        if step.events.is_empty() {
+            match step.blocked_on {
+                Some(id) => self
+                    .deferred
+                    .entry(id)
+                    .or_default()
+                    .push_back(PartitionMsg::Reset {
+                        mailbox,
+                        after,
+                        reply,
+                    }),
+                None => answer(
+                    reply,
+                    Ok(ResetProgress {
+                        removed: 0,
+                        after: step.after,
+                        done: step.done,
+                    }),
+                ),
+            }
+            return;
+        }
+        let progress = ResetProgress {
+            removed: step.events.len(),
+            after: step.after,
+            done: step.done,
+        };
+        let touched = step.events.iter().map(|e| *e.message_id()).collect();
+        let events = step.events.into_iter().map(|e| (e, Bytes::new())).collect();
+        self.log(myself, events, touched, Answer::Reset { reply, progress })
+            .await;
     }
 
     /// Logs a `Snapshot` (plus `CarryChunk` copies of chunks in old

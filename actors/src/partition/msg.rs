@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use spine_core::envelope::Envelope;
-use spine_core::ids::{MailboxId, MessageId};
+use spine_core::ids::{LocalId, MailboxId, MessageId};
 use spine_core::message::{ChunkLoc, Event, WorkflowFilter};
 use spine_core::time::Timestamp;
 use spine_core::wal::RecordLocation;
@@ -14,6 +14,18 @@ use crate::wal::AppendResult;
 
 /// A reply channel.
 pub type Reply<T> = oneshot::Sender<Result<T, RequestError>>;
+
+/// How far one partition's reset has come (the answer to
+/// [`PartitionMsg::Reset`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResetProgress {
+    /// Messages this step removed (durably: answered once applied).
+    pub removed: usize,
+    /// Continue after this message id.
+    pub after: Option<MessageId>,
+    /// Nothing more to remove in this partition.
+    pub done: bool,
+}
 
 /// What a partition actor is asked to do.
 pub enum PartitionMsg {
@@ -69,6 +81,25 @@ pub enum PartitionMsg {
         id: MessageId,
         /// Where to answer.
         reply: Reply<Option<MessageView>>,
+    },
+    /// Messages `sender` sent with local id `local_id`, any status.
+    TrackLocal {
+        /// The sender.
+        sender: MailboxId,
+        /// The local id.
+        local_id: LocalId,
+        /// Where to answer.
+        reply: Reply<Vec<MessageView>>,
+    },
+    /// One bounded step of a reset: purge the messages after `after` whose
+    /// sender or recipient is `mailbox` (every message when `None`).
+    Reset {
+        /// Whose messages; `None`: all.
+        mailbox: Option<MailboxId>,
+        /// Continue after this message id.
+        after: Option<MessageId>,
+        /// Where to answer (once the step's purges are durable and applied).
+        reply: Reply<ResetProgress>,
     },
     /// Expire and purge what is due at `now`; answers how many events were logged.
     Expire {
@@ -132,6 +163,8 @@ impl std::fmt::Debug for PartitionMsg {
             PartitionMsg::Ack { .. } => "Ack",
             PartitionMsg::List { .. } => "List",
             PartitionMsg::Get { .. } => "Get",
+            PartitionMsg::TrackLocal { .. } => "TrackLocal",
+            PartitionMsg::Reset { .. } => "Reset",
             PartitionMsg::Expire { .. } => "Expire",
             PartitionMsg::ApplyForeign { .. } => "ApplyForeign",
             PartitionMsg::Subscribe { .. } => "Subscribe",

@@ -69,6 +69,11 @@ impl MessageId {
     /// Length of every message id, in characters.
     pub const LEN: usize = LEN;
 
+    /// The smallest valid id (the epoch, suffix 0): every id sorts at or
+    /// after it, so `(key, MessageId::MIN)..` ranges over all ids of `key`
+    /// in an index keyed by `(key, MessageId)`.
+    pub const MIN: MessageId = MessageId(*b"19700101000000000000_000000");
+
     /// Parses a message id, checking its shape and that its time is a real
     /// UTC date-time.
     pub fn parse(input: &str) -> Result<MessageId, IdError> {
@@ -362,6 +367,19 @@ mod tests {
         assert_eq!(id.timestamp().to_rfc3339(), "2020-06-01T12:21:52.994285Z");
         assert_eq!(id.suffix(), 0xD5_9900);
         assert_eq!(MessageId::from_parts(id.timestamp(), 0xD5_9900), Ok(id));
+    }
+
+    #[test]
+    fn min_is_valid_and_the_smallest_id() {
+        assert_eq!(
+            MessageId::parse(MessageId::MIN.as_str()),
+            Ok(MessageId::MIN)
+        );
+        assert_eq!(
+            MessageId::from_parts(Timestamp::ZERO, 0),
+            Ok(MessageId::MIN)
+        );
+        assert!(MessageId::MIN <= MessageId::parse(SAMPLE).unwrap());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! means the log only ever holds events that apply cleanly.
 
 use crate::envelope::{Envelope, MessageType, ReportStatus};
-use crate::ids::{MailboxId, MessageId};
+use crate::ids::{LocalId, MailboxId, MessageId, WorkflowId};
 use crate::time::Timestamp;
 
 use super::error::StoreError;
@@ -33,6 +33,29 @@ pub enum AckCheck {
     Log(Event),
     /// Already acknowledged: nothing to log, report success (idempotent).
     AlreadyAcknowledged,
+}
+
+/// Bounds on one step of a reset (see [`MessageStore::reset_events`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResetLimits {
+    /// Most messages examined.
+    pub scan: usize,
+    /// Most `Purge` events built.
+    pub purge: usize,
+}
+
+/// One bounded step of a reset: what to log, and where to continue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResetStep {
+    /// `Purge` events for matching messages, in id order.
+    pub events: Vec<Event>,
+    /// Continue after this id (exclusive); `None`: from the first message.
+    pub after: Option<MessageId>,
+    /// The scan reached the last message: nothing more to step through.
+    pub done: bool,
+    /// The step stopped at this matching message because the caller said
+    /// it is busy (a change to it is in flight); continue once it is idle.
+    pub blocked_on: Option<MessageId>,
 }
 
 fn check_key(key: &str) -> Result<(), StoreError> {
@@ -188,6 +211,52 @@ impl MessageStore {
         Ok(groups)
     }
 
+    /// One bounded step of a reset: `Purge` events for the messages after
+    /// `after` (in id order) whose sender or recipient is `mailbox`, or for
+    /// every message when `mailbox` is `None`, whatever their status. Stops
+    /// after examining `limits.scan` messages or building `limits.purge`
+    /// events, and before a matching message for which `busy` is true (its
+    /// `origin` may be about to change: a purge built now could name a
+    /// stale one). Repeat with the returned `after` until `done`.
+    pub fn reset_events(
+        &self,
+        mailbox: Option<&MailboxId>,
+        after: Option<&MessageId>,
+        now: Timestamp,
+        limits: ResetLimits,
+        mut busy: impl FnMut(&MessageId) -> bool,
+    ) -> ResetStep {
+        let start = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        let mut step = ResetStep {
+            events: Vec::new(),
+            after: after.copied(),
+            done: false,
+            blocked_on: None,
+        };
+        let range = self.messages.range((start, std::ops::Bound::Unbounded));
+        for (scanned, (id, state)) in range.enumerate() {
+            if scanned >= limits.scan.max(1) || step.events.len() >= limits.purge.max(1) {
+                return step;
+            }
+            let env = &state.envelope;
+            let matches = mailbox.is_none_or(|m| &env.sender == m || &env.recipient == m);
+            if matches {
+                if busy(id) {
+                    step.blocked_on = Some(*id);
+                    return step;
+                }
+                step.events.push(Event::Purge {
+                    message_id: *id,
+                    origin: state.origin,
+                    at: now,
+                });
+            }
+            step.after = Some(*id);
+        }
+        step.done = true;
+        step
+    }
+
     /// `Purge` events for messages due at `now`.
     pub fn purge_events(&self, now: Timestamp, limit: usize) -> Vec<Event> {
         self.due_purge(now, limit)
@@ -198,6 +267,63 @@ impl MessageStore {
                 at: now,
             })
             .collect()
+    }
+}
+
+/// What a REPORT message says (see [`report_envelope`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportSpec {
+    /// The report's id.
+    pub message_id: MessageId,
+    /// Whom it is from (the mailbox the report is about, for example the
+    /// recipient that did not collect).
+    pub sender: MailboxId,
+    /// Whose inbox it goes to.
+    pub recipient: MailboxId,
+    /// The workflow it is about.
+    pub workflow_id: WorkflowId,
+    /// `Mex-Subject`.
+    pub subject: Option<String>,
+    /// `Mex-LocalID`.
+    pub local_id: Option<LocalId>,
+    /// `Mex-FileName`.
+    pub file_name: Option<String>,
+    /// The message it reports on.
+    pub linked_message_id: Option<MessageId>,
+    /// Code, event and description.
+    pub status: ReportStatus,
+}
+
+/// A REPORT envelope: no content (0 chunks), created `now`, expiring after
+/// `inbox_expiry` (at least 1 µs later). Shared by the non-delivery report
+/// and the sandbox's injected reports. The caller validates it (it goes
+/// through [`MessageStore::check_send`] like any new message).
+pub fn report_envelope(
+    spec: ReportSpec,
+    now: Timestamp,
+    inbox_expiry: std::time::Duration,
+) -> Envelope {
+    Envelope {
+        message_id: spec.message_id,
+        message_type: MessageType::Report,
+        sender: spec.sender,
+        recipient: spec.recipient,
+        workflow_id: spec.workflow_id,
+        subject: spec.subject,
+        local_id: spec.local_id,
+        file_name: spec.file_name,
+        content_type: None,
+        compressed: false,
+        encrypted: false,
+        checksum: None,
+        partner_id: None,
+        total_chunks: 0,
+        created_at: now,
+        expires_at: now
+            .saturating_add(inbox_expiry)
+            .max(Timestamp::from_micros(now.as_micros().saturating_add(1))),
+        linked_message_id: spec.linked_message_id,
+        report: Some(spec.status),
     }
 }
 
@@ -223,32 +349,25 @@ pub fn non_delivery_report(
         }
         None => "NDR".to_string(),
     };
-    Envelope {
-        message_id: id,
-        message_type: MessageType::Report,
-        sender: original.recipient.clone(),
-        recipient: original.sender.clone(),
-        workflow_id: original.workflow_id.clone(),
-        subject: Some(subject),
-        local_id: original.local_id.clone(),
-        file_name: None,
-        content_type: None,
-        compressed: false,
-        encrypted: false,
-        checksum: None,
-        partner_id: None,
-        total_chunks: 0,
-        created_at: now,
-        expires_at: now
-            .saturating_add(inbox_expiry)
-            .max(Timestamp::from_micros(now.as_micros() + 1)),
-        linked_message_id: Some(original.message_id),
-        report: Some(ReportStatus {
-            code: NDR_CODE.to_string(),
-            event: "SEND".to_string(),
-            description: format!("Message not collected by recipient after {after}"),
-        }),
-    }
+    report_envelope(
+        ReportSpec {
+            message_id: id,
+            sender: original.recipient.clone(),
+            recipient: original.sender.clone(),
+            workflow_id: original.workflow_id.clone(),
+            subject: Some(subject),
+            local_id: original.local_id.clone(),
+            file_name: None,
+            linked_message_id: Some(original.message_id),
+            status: ReportStatus {
+                code: NDR_CODE.to_string(),
+                event: "SEND".to_string(),
+                description: format!("Message not collected by recipient after {after}"),
+            },
+        },
+        now,
+        inbox_expiry,
+    )
 }
 
 fn truncate_utf8(s: &mut String, max: usize) {

@@ -17,7 +17,9 @@ pub mod state;
 pub mod status;
 pub mod store;
 
-pub use commands::{non_delivery_report, AckCheck, SendCheck};
+pub use commands::{
+    non_delivery_report, report_envelope, AckCheck, ReportSpec, ResetLimits, ResetStep, SendCheck,
+};
 pub use compaction::{compact, CompactionPolicy, CompactionReport};
 pub use error::StoreError;
 pub use event::{ChunkLoc, Event, MessageSnapshot};

@@ -3,7 +3,7 @@
 //! ```text
 //! (create) ──▶ Uploading ──(last chunk)──▶ Accepted ──(ack)──▶ Acknowledged
 //!     └──(single chunk)──────────────────▶ Accepted ──(inbox expiry)──▶ Expired
-//! any state ──(purge, 30 days after creation)──▶ forgotten
+//! any state ──(purge, 30 days after creation, or a sandbox reset)──▶ forgotten
 //! ```
 //!
 //! Transitions happen only by applying a logged event, so replaying the log

@@ -7,8 +7,8 @@
 //!   the log.
 //! - An inbox lists accepted messages in acceptance order (`accepted_seq`),
 //!   which compaction preserves.
-//! - Every index (inboxes, expiry, purge, idempotency, segment references)
-//!   is derived: it is updated together with the message it indexes, and
+//! - Every index (inboxes, expiry, purge, idempotency, local ids, segment
+//!   references) is derived: it is updated together with the message it indexes, and
 //!   [`MessageStore::check_invariants`] can verify it from scratch.
 //! - Ordered maps only: iteration order is deterministic, so the simulator
 //!   sees the same decisions for the same log.
@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::ids::{MailboxId, MessageId};
+use crate::envelope::{Envelope, MessageType};
+use crate::ids::{LocalId, MailboxId, MessageId};
 use crate::time::Timestamp;
 use crate::wal::{RecordLocation, RecoveredRecord};
 
@@ -72,6 +73,12 @@ pub struct MessageStore {
     pub(crate) expiry: BTreeSet<(Timestamp, MessageId)>,
     pub(crate) purge: BTreeSet<(Timestamp, MessageId)>,
     pub(crate) idempotency: BTreeMap<(MailboxId, String), MessageId>,
+    /// DATA messages that carry a local id, by [`local_id_key`] of
+    /// (sender, local id). Keyed by a hash rather than the strings so an
+    /// entry costs no allocation and no copy of a local id of up to 300
+    /// characters; look-ups re-check each candidate's envelope, so a
+    /// collision costs a filtered candidate, never a wrong answer.
+    pub(crate) local_ids: BTreeSet<(u64, MessageId)>,
     pub(crate) refs: BTreeMap<u64, BTreeSet<MessageId>>,
     pub(crate) live_bytes: u64,
     log_start: Option<u64>,
@@ -87,6 +94,7 @@ impl PartialEq for MessageStore {
             && self.expiry == other.expiry
             && self.purge == other.purge
             && self.idempotency == other.idempotency
+            && self.local_ids == other.local_ids
             && self.refs == other.refs
             && self.live_bytes == other.live_bytes
     }
@@ -94,6 +102,30 @@ impl PartialEq for MessageStore {
 
 fn replay_err(msg: impl Into<String>) -> StoreError {
     StoreError::Replay(msg.into())
+}
+
+/// Seed of [`local_id_key`] (fixed: the index must be the same function of
+/// the log in every process, and after every restart).
+const LOCAL_ID_SEED: u64 = 0x5350_494E_455F_4C49; // "SPINE_LI"
+
+/// The local-id index key of (sender, local id): xxh3 over the sender's
+/// length, the sender and the local id, so no two pairs share an input.
+fn local_id_key(sender: &MailboxId, local_id: &LocalId) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::with_seed(LOCAL_ID_SEED);
+    h.update(&(sender.as_str().len() as u64).to_le_bytes());
+    h.update(sender.as_str().as_bytes());
+    h.update(local_id.as_str().as_bytes());
+    h.digest()
+}
+
+/// The local-id index key of a message, if the index holds it: DATA
+/// messages with a local id (reports are not sent by the mailbox named as
+/// their sender, so tracking by local id does not list them).
+fn local_id_key_of(env: &Envelope) -> Option<u64> {
+    match (env.message_type, &env.local_id) {
+        (MessageType::Data, Some(local_id)) => Some(local_id_key(&env.sender, local_id)),
+        _ => None,
+    }
 }
 
 impl MessageStore {
@@ -370,6 +402,9 @@ impl MessageStore {
             self.idempotency
                 .insert((env.sender.clone(), key.clone()), id);
         }
+        if let Some(key) = local_id_key_of(env) {
+            self.local_ids.insert((key, id));
+        }
         for seg in state.segments() {
             self.refs.entry(seg).or_default().insert(id);
         }
@@ -392,6 +427,9 @@ impl MessageStore {
         self.purge.remove(&(self.purge_time(env.created_at), *id));
         if let Some(key) = &state.idempotency_key {
             self.idempotency.remove(&(env.sender.clone(), key.clone()));
+        }
+        if let Some(key) = local_id_key_of(env) {
+            self.local_ids.remove(&(key, *id));
         }
         for seg in state.segments() {
             if let Some(set) = self.refs.get_mut(&seg) {
@@ -473,6 +511,25 @@ impl MessageStore {
         self.idempotency.get(&(sender.clone(), key.to_string()))
     }
 
+    /// Every message `sender` sent with local id `local_id` that still
+    /// exists (any status), in creation order. Only DATA messages are
+    /// indexed: a report is not sent by the mailbox it names as sender.
+    /// Cost: the matching messages (an index range), not a scan.
+    pub fn by_local_id(&self, sender: &MailboxId, local_id: &LocalId) -> Vec<&MessageState> {
+        let key = local_id_key(sender, local_id);
+        let mut found: Vec<&MessageState> = self
+            .local_ids
+            .range((key, MessageId::MIN)..)
+            .take_while(|(k, _)| *k == key)
+            .filter_map(|(_, id)| self.messages.get(id))
+            .filter(|m| {
+                &m.envelope.sender == sender && m.envelope.local_id.as_ref() == Some(local_id)
+            })
+            .collect();
+        found.sort_by_key(|m| (m.envelope.created_at, m.envelope.message_id));
+        found
+    }
+
     /// Messages that reference any segment at or below `segment`.
     pub fn referencing(&self, segment: u64) -> Vec<MessageId> {
         let mut out: BTreeSet<MessageId> = BTreeSet::new();
@@ -511,6 +568,15 @@ impl MessageStore {
         }
         if fresh != *self {
             return Err("derived indexes disagree with the messages".into());
+        }
+        for (key, id) in &self.local_ids {
+            let m = self
+                .messages
+                .get(id)
+                .ok_or_else(|| format!("local-id index lists unknown {id}"))?;
+            if local_id_key_of(&m.envelope) != Some(*key) {
+                return Err(format!("local-id index lists {id} under a key not its own"));
+            }
         }
         for (mailbox, inbox) in &self.inboxes {
             for id in inbox.values() {

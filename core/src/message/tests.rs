@@ -567,3 +567,359 @@ fn splitting_by_partition_keeps_every_message_and_index() {
         );
     }
 }
+
+// --- Tracking by local id, reset, injected reports -------------------------
+
+fn lid(s: &str) -> crate::ids::LocalId {
+    crate::ids::LocalId::parse(s).unwrap()
+}
+
+impl Harness {
+    /// Sends a one-chunk message with local id `local` (if any).
+    fn send_local(&mut self, from: &str, to: &str, local: Option<&str>) -> MessageId {
+        let mut env = self.envelope(from, to, 1);
+        env.local_id = local.map(lid);
+        let id = env.message_id;
+        let SendCheck::New(ev) = self.store.check_send(env, None).unwrap() else {
+            panic!("unexpected duplicate")
+        };
+        self.log(vec![(ev, Bytes::from_static(b"x"))]);
+        id
+    }
+
+    fn tracked(&self, sender: &str, local: &str) -> Vec<MessageId> {
+        self.store
+            .by_local_id(&mb(sender), &lid(local))
+            .iter()
+            .map(|m| m.envelope.message_id)
+            .collect()
+    }
+
+    /// Runs a whole reset in steps of at most `limits`, logging each step's
+    /// purges as one batch (as a partition does); answers messages removed
+    /// and steps taken.
+    fn reset(&mut self, mailbox: Option<&str>, limits: ResetLimits) -> (usize, usize) {
+        let mailbox = mailbox.map(mb);
+        let (mut removed, mut steps, mut after) = (0, 0, None);
+        loop {
+            let step =
+                self.store
+                    .reset_events(mailbox.as_ref(), after.as_ref(), self.now, limits, |_| {
+                        false
+                    });
+            steps += 1;
+            assert!(step.events.len() <= limits.purge);
+            assert!(step.blocked_on.is_none());
+            removed += step.events.len();
+            if !step.events.is_empty() {
+                let applied =
+                    self.log(step.events.into_iter().map(|e| (e, Bytes::new())).collect());
+                assert!(applied.iter().all(|a| *a == Applied::Changed));
+            }
+            if step.done {
+                return (removed, steps);
+            }
+            after = step.after;
+        }
+    }
+}
+
+#[test]
+fn tracking_by_local_id_lists_a_senders_data_messages_in_creation_order_until_purged() {
+    let mut h = Harness::new();
+    let a = h.send_local("X26ABC1", "X26ABC2", Some("order-7"));
+    let _other_key = h.send_local("X26ABC1", "X26ABC2", Some("order-8"));
+    let _no_key = h.send_local("X26ABC1", "X26ABC2", None);
+    let other_sender = h.send_local("X26ABC3", "X26ABC2", Some("order-7"));
+    h.now = h.now.saturating_add(Duration::from_secs(60));
+    // A chunked message still uploading is tracked too, to another recipient.
+    let mut env = h.envelope("X26ABC1", "X26ABC3", 2);
+    env.local_id = Some(lid("order-7"));
+    let uploading = env.message_id;
+    let SendCheck::New(ev) = h.store.check_send(env, None).unwrap() else {
+        panic!()
+    };
+    h.log(vec![(ev, Bytes::from_static(b"part"))]);
+    h.ack("X26ABC2", &a);
+    assert_eq!(h.tracked("X26ABC1", "order-7"), vec![a, uploading]);
+    assert_eq!(h.tracked("X26ABC3", "order-7"), vec![other_sender]);
+    assert!(
+        h.tracked("X26ABC1", "ORDER-7").is_empty(),
+        "local ids keep case"
+    );
+    assert!(h.tracked("X26ABC2", "order-7").is_empty());
+    h.store.check_invariants().unwrap();
+
+    // Expiry: the non-delivery report carries the local id, but it is a
+    // report (sender X26ABC2), so X26ABC2 has sent nothing with it.
+    h.now = h.now.saturating_add(5 * DAY);
+    let now = h.now;
+    let mut ids = std::mem::take(&mut h.ids);
+    let mut rng = SeededRandom::new(3);
+    let groups = h
+        .store
+        .expiry_events(now, 10, |_| Ok(ids.next(now, &mut rng).unwrap()))
+        .unwrap();
+    h.ids = ids;
+    assert!(!groups.is_empty());
+    for g in groups {
+        h.log(g.into_iter().map(|e| (e, Bytes::new())).collect());
+    }
+    assert!(h.tracked("X26ABC2", "order-7").is_empty());
+    assert_eq!(h.tracked("X26ABC1", "order-7"), vec![a, uploading]);
+    h.store.check_invariants().unwrap();
+    assert_eq!(h.replayed(), h.store);
+    assert_eq!(
+        h.replayed()
+            .by_local_id(&mb("X26ABC1"), &lid("order-7"))
+            .len(),
+        2
+    );
+
+    // Compaction carries the messages forward; the index follows.
+    h.wal.seal_active().unwrap();
+    compact(&mut h.wal, &mut h.store, &CompactionPolicy::default(), true).unwrap();
+    assert_eq!(h.tracked("X26ABC1", "order-7"), vec![a, uploading]);
+    assert_eq!(h.replayed(), h.store);
+
+    // Purged messages are no longer tracked.
+    h.now = h.now.saturating_add(30 * DAY);
+    let purges = h.store.purge_events(h.now, 100);
+    h.log(purges.into_iter().map(|e| (e, Bytes::new())).collect());
+    assert!(h.store.is_empty());
+    assert!(h.tracked("X26ABC1", "order-7").is_empty());
+    assert!(h.store.local_ids.is_empty());
+    h.store.check_invariants().unwrap();
+    assert_eq!(h.replayed(), h.store);
+}
+
+#[test]
+fn a_corrupted_local_id_index_fails_the_invariant_check() {
+    let mut h = Harness::new();
+    let id = h.send_local("X26ABC1", "X26ABC2", Some("k"));
+    h.store.check_invariants().unwrap();
+    let entry = *h.store.local_ids.iter().next().unwrap();
+    h.store.local_ids.remove(&entry);
+    h.store.local_ids.insert((entry.0 ^ 1, id));
+    assert!(h.store.check_invariants().is_err());
+}
+
+#[test]
+fn reset_of_a_mailbox_removes_its_sent_and_received_messages_in_bounded_steps() {
+    let mut h = Harness::new();
+    let mut kept = Vec::new();
+    for i in 0..30 {
+        // Every status: accepted, acknowledged, uploading.
+        let (from, to) = [
+            ("X26ABC1", "X26ABC2"),
+            ("X26ABC2", "X26ABC3"),
+            ("X26ABC1", "X26ABC3"),
+        ][i % 3];
+        let id = h.send_local(from, to, Some("batch"));
+        if i % 4 == 0 {
+            h.ack(to, &id);
+        }
+        if from != "X26ABC2" && to != "X26ABC2" {
+            kept.push(id);
+        }
+    }
+    let mut env = h.envelope("X26ABC3", "X26ABC2", 3);
+    env.local_id = Some(lid("batch"));
+    let SendCheck::New(ev) = h.store.check_send(env, Some("key-1".into())).unwrap() else {
+        panic!()
+    };
+    h.log(vec![(ev, Bytes::from_static(b"first of three"))]);
+    assert_eq!(h.store.count_by_status(MessageStatus::Uploading), 1);
+    let total = h.store.len();
+
+    let limits = ResetLimits { scan: 4, purge: 3 };
+    let (removed, steps) = h.reset(Some("X26ABC2"), limits);
+    assert_eq!(removed, 21, "10 received + 10 sent + 1 uploading");
+    assert!(steps >= total / 4, "bounded steps: {steps}");
+    assert_eq!(h.store.len(), total - removed);
+    let left: Vec<MessageId> = h.store.messages().map(|m| m.envelope.message_id).collect();
+    assert_eq!(left, kept);
+    assert!(h
+        .store
+        .messages()
+        .all(|m| m.envelope.sender != mb("X26ABC2") && m.envelope.recipient != mb("X26ABC2")));
+    assert!(h.inbox_ids("X26ABC2").is_empty());
+    assert!(h.tracked("X26ABC2", "batch").is_empty());
+    assert_eq!(h.tracked("X26ABC1", "batch").len(), kept.len());
+    assert!(h
+        .store
+        .by_idempotency_key(&mb("X26ABC3"), "key-1")
+        .is_none());
+    h.store.check_invariants().unwrap();
+    assert_eq!(h.replayed(), h.store);
+
+    // Nothing left to remove for that mailbox: one step, nothing logged.
+    let before = h.wal.next_seq();
+    assert_eq!(h.reset(Some("X26ABC2"), limits), (0, 1 + kept.len() / 4));
+    assert_eq!(h.wal.next_seq(), before);
+
+    // Reset everything.
+    let (removed, _) = h.reset(
+        None,
+        ResetLimits {
+            scan: 100,
+            purge: 4,
+        },
+    );
+    assert_eq!(removed, kept.len());
+    assert!(h.store.is_empty());
+    h.store.check_invariants().unwrap();
+    assert_eq!(h.replayed(), h.store);
+    // The log survives compaction of the reset messages' segments.
+    h.wal.seal_active().unwrap();
+    compact(&mut h.wal, &mut h.store, &CompactionPolicy::default(), true).unwrap();
+    assert_eq!(h.replayed(), h.store);
+}
+
+#[test]
+fn a_reset_step_stops_before_a_busy_message() {
+    let mut h = Harness::new();
+    let a = h.send("X26ABC1", "X26ABC2", b"a");
+    let b = h.send("X26ABC1", "X26ABC2", b"b");
+    let c = h.send("X26ABC1", "X26ABC2", b"c");
+    let limits = ResetLimits {
+        scan: 10,
+        purge: 10,
+    };
+    let step = h
+        .store
+        .reset_events(None, None, h.now, limits, |id| *id == b);
+    assert_eq!(step.events.len(), 1);
+    assert_eq!(step.events[0].message_id(), &a);
+    assert_eq!(step.after, Some(a));
+    assert_eq!(step.blocked_on, Some(b));
+    assert!(!step.done);
+    // Blocked on the very first: nothing to log, resume from the start.
+    let step = h
+        .store
+        .reset_events(None, None, h.now, limits, |id| *id == a);
+    assert!(step.events.is_empty());
+    assert_eq!((step.after, step.blocked_on), (None, Some(a)));
+    // Messages of other mailboxes never block.
+    let step = h
+        .store
+        .reset_events(Some(&mb("X26ABC9")), None, h.now, limits, |_| true);
+    assert!(step.events.is_empty() && step.done);
+    let _ = c;
+}
+
+#[test]
+fn an_injected_report_is_accepted_with_no_content_and_survives_replay() {
+    let mut h = Harness::new();
+    let original = h.send_local("X26ABC1", "X26ABC2", Some("ref-1"));
+    let id = h.next_id();
+    let spec = ReportSpec {
+        message_id: id,
+        sender: mb("X26ABC1"),
+        recipient: mb("X26ABC1"),
+        workflow_id: WorkflowId::parse("TEST_WORKFLOW").unwrap(),
+        subject: Some("about ref-1".into()),
+        local_id: Some(lid("ref-1")),
+        file_name: Some("ref-1.dat".into()),
+        linked_message_id: Some(original),
+        status: crate::envelope::ReportStatus {
+            code: "02".into(),
+            event: "SEND".into(),
+            description: "Data file is missing or inaccessible".into(),
+        },
+    };
+    let env = report_envelope(spec.clone(), h.now, h.store.config().inbox_expiry);
+    assert_eq!(env.message_type, MessageType::Report);
+    assert_eq!(env.total_chunks, 0);
+    assert!(env.expires_at > env.created_at);
+    let SendCheck::New(ev) = h.store.check_send(env, None).unwrap() else {
+        panic!()
+    };
+    assert_eq!(h.log(vec![(ev, Bytes::new())]), vec![Applied::Accepted]);
+    let m = h.store.get(&id).unwrap();
+    assert_eq!(m.status, MessageStatus::Accepted);
+    assert!(m.chunks.is_empty());
+    assert_eq!(
+        m.envelope.report.as_ref().map(|r| r.code.as_str()),
+        Some("02")
+    );
+    assert_eq!(h.inbox_ids("X26ABC1"), vec![id]);
+    // A report is not "sent" by the mailbox: tracking lists only the data.
+    assert_eq!(h.tracked("X26ABC1", "ref-1"), vec![original]);
+    h.store.check_invariants().unwrap();
+    assert_eq!(h.replayed(), h.store);
+
+    // Invalid report fields are refused before anything is logged.
+    let mut bad = spec;
+    bad.message_id = h.next_id();
+    bad.status.code = "x".repeat(crate::envelope::MAX_REPORT_CODE_BYTES + 1);
+    let env = report_envelope(bad, h.now, h.store.config().inbox_expiry);
+    assert_eq!(
+        h.store.check_send(env, None).unwrap_err().code(),
+        "ENV_FIELD_TOO_LONG"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    /// Any mix of sends (with and without local ids), acks, expiry, purges
+    /// and bounded resets: tracking by local id equals a scan, the indexes
+    /// hold, and replay (also after compaction) gives the same state.
+    #[test]
+    fn local_id_index_and_resets_agree_with_a_scan_and_replay(
+        ops in proptest::collection::vec((0u8..7, 0usize..3, 0usize..3, 0usize..4), 1..60)
+    ) {
+        let mut h = Harness::new();
+        let boxes = ["X26ABC1", "X26ABC2", "X26ABC3"];
+        let locals = [Some("a"), Some("b"), Some("A"), None];
+        for (op, x, y, z) in ops {
+            match op {
+                0..=2 => { h.send_local(boxes[x], boxes[y], locals[z]); }
+                3 => {
+                    let first = h.store.inbox(&mb(boxes[y]), None, 1, |_| true).first().map(|m| m.envelope.message_id);
+                    if let Some(id) = first { h.ack(boxes[y], &id); }
+                }
+                4 => {
+                    h.now = h.now.saturating_add(DAY * (z as u32 * 4));
+                    let now = h.now;
+                    let mut ids = std::mem::take(&mut h.ids);
+                    let mut rng = SeededRandom::new(z as u64);
+                    let groups = h.store.expiry_events(now, 100, |_| Ok(ids.next(now, &mut rng).unwrap())).unwrap();
+                    h.ids = ids;
+                    for g in groups { h.log(g.into_iter().map(|e| (e, Bytes::new())).collect()); }
+                    let purges = h.store.purge_events(now, 100);
+                    if !purges.is_empty() { h.log(purges.into_iter().map(|e| (e, Bytes::new())).collect()); }
+                }
+                5 => {
+                    let expected = h.store.messages()
+                        .filter(|m| m.envelope.sender == mb(boxes[x]) || m.envelope.recipient == mb(boxes[x]))
+                        .count();
+                    let (removed, _) = h.reset(Some(boxes[x]), ResetLimits { scan: 1 + y, purge: 1 + z });
+                    prop_assert_eq!(removed, expected);
+                }
+                _ => if z == 0 {
+                    let expected = h.store.len();
+                    prop_assert_eq!(h.reset(None, ResetLimits { scan: 3, purge: 2 }).0, expected);
+                    prop_assert!(h.store.is_empty());
+                },
+            }
+        }
+        for sender in boxes {
+            for local in ["a", "b", "A"] {
+                let scanned: Vec<MessageId> = h.store.messages()
+                    .filter(|m| m.envelope.message_type == MessageType::Data
+                        && m.envelope.sender == mb(sender)
+                        && m.envelope.local_id.as_ref() == Some(&lid(local)))
+                    .map(|m| m.envelope.message_id)
+                    .collect();
+                prop_assert_eq!(h.tracked(sender, local), scanned);
+            }
+        }
+        h.store.check_invariants().map_err(TestCaseError::fail)?;
+        prop_assert_eq!(&h.replayed(), &h.store);
+        h.wal.seal_active().unwrap();
+        compact(&mut h.wal, &mut h.store, &CompactionPolicy::default(), true).unwrap();
+        h.store.check_invariants().map_err(TestCaseError::fail)?;
+        prop_assert_eq!(&h.replayed(), &h.store);
+    }
+}

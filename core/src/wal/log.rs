@@ -30,7 +30,7 @@ impl Default for WalConfig {
     fn default() -> Self {
         WalConfig {
             segment_bytes: 128 << 20,
-            max_record_bytes: 16 << 20,
+            max_record_bytes: 128 << 20,
             max_batch_records: 4096,
         }
     }

@@ -23,8 +23,8 @@ Exit status:
      config); `wal inspect` verified every segment
   1  usage or configuration error: a bad flag, config file, environment
      variable or directory file, a nonexistent directory to inspect, a
-     metrics or native protocol address that is not loopback or already
-     in use, or TLS material that cannot be loaded
+     metrics, native protocol or MESH address that is not loopback or
+     already in use, or TLS material that cannot be loaded
   2  storage refused: the write-ahead log is corrupt (error code
      WAL_CORRUPT and friends), or the data directory is locked by another
      running node; nothing was modified
@@ -48,7 +48,7 @@ Every setting can come from four places; later ones win:
     < environment variable (SPINE_*; empty counts as unset) < flag
 
 The config file is TOML with sections [storage], [directory], [runtime],
-[metrics], [network] and [log]; unknown keys are errors. `--print-config` shows the effective settings and
+[metrics], [network], [mesh] and [log]; unknown keys are errors. `--print-config` shows the effective settings and
 where each came from. The directory is either the mesh-sandbox JSONL pair
 (--mailboxes and --workflows) or a native TOML file (--directory); a layer
 naming one form replaces the other form from lower layers. With neither,
@@ -61,7 +61,14 @@ address is refused unless --metrics-allow-remote is given.
 The native protocol is served over TCP (default 127.0.0.1:7701; TLS when
 --tls-cert and --tls-key are given) and over QUIC (default 127.0.0.1:7702,
 UDP; TLS 1.3 only, so it stays off without a certificate). Non-loopback
-addresses are refused unless --network-allow-remote is given.";
+addresses are refused unless --network-allow-remote is given.
+
+The MESH REST API is served over HTTP/1.1 (default 127.0.0.1:8701; HTTPS
+with the same --tls-cert and --tls-key). A non-loopback --mesh-listen is
+refused unless --mesh-allow-remote true is given, and then needs TLS (or
+--mesh-allow-plain-http true behind a TLS proxy). The shared key
+(--shared-key, SPINE_SHARED_KEY) is a secret: --print-config does not
+print it unless it is the public default.";
 
 const INSPECT_ABOUT: &str = "\
 Verify a data directory's write-ahead log without modifying it: every
@@ -152,7 +159,7 @@ pub struct SettingFlags {
     /// Segment size before rotation, 4096..=4294967296 [env: SPINE_SEGMENT_BYTES] [default: 134217728]
     #[arg(long, value_name = "BYTES")]
     pub segment_bytes: Option<OsString>,
-    /// Largest record, 1..=1073741824 [env: SPINE_MAX_RECORD_BYTES] [default: 16777216]
+    /// Largest record (a MESH chunk must fit one), 1..=1073741824 [env: SPINE_MAX_RECORD_BYTES] [default: 134217728]
     #[arg(long, value_name = "BYTES")]
     pub max_record_bytes: Option<OsString>,
     /// Most records per group commit, 1..=1048576 [env: SPINE_MAX_BATCH_RECORDS] [default: 4096]
@@ -278,6 +285,48 @@ pub struct SettingFlags {
     /// Server name given to clients in HELLO_OK, 1 to 128 bytes [env: SPINE_SERVER_NAME] [default: spine]
     #[arg(long, value_name = "NAME")]
     pub server_name: Option<OsString>,
+    /// Serve the MESH REST API (HTTPS when --tls-cert is given): true or false (alone: true) [env: SPINE_MESH_ENABLED] [default: true]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub mesh_enabled: Option<OsString>,
+    /// MESH API TCP address, IP:PORT (port 0 picks a free one); loopback unless --mesh-allow-remote [env: SPINE_MESH_LISTEN] [default: 127.0.0.1:8701]
+    #[arg(long, value_name = "ADDR")]
+    pub mesh_listen: Option<OsString>,
+    /// NHSMESH shared key the MESH tokens' HMAC is keyed with, 1 to 1024 bytes; a secret, never printed: prefer the env var or config file, as flags show in the process list [env: SPINE_SHARED_KEY] [default: BackBone]
+    #[arg(long, value_name = "KEY")]
+    pub shared_key: Option<OsString>,
+    /// Serve MESH as plain HTTP on a non-loopback --mesh-listen without TLS (only behind a TLS proxy: MESH carries patient data): true or false [env: SPINE_MESH_ALLOW_PLAIN_HTTP] [default: false]
+    #[arg(long, value_name = "BOOL")]
+    pub mesh_allow_plain_http: Option<OsString>,
+    /// Allow a non-loopback --mesh-listen (configure TLS too): true or false [env: SPINE_MESH_ALLOW_REMOTE] [default: false]
+    #[arg(long, value_name = "BOOL")]
+    pub mesh_allow_remote: Option<OsString>,
+    /// Add mesh-sandbox's admin endpoints (reset, report injection) to the MESH API, for testing: true or false (alone: true) [env: SPINE_SANDBOX] [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub sandbox: Option<OsString>,
+    /// Largest MESH request body (one chunk, after decompression), 1024 up to --max-record-bytes minus 65536 [env: SPINE_MESH_MAX_REQUEST_BYTES] [default: 104857600]
+    #[arg(long, value_name = "BYTES")]
+    pub mesh_max_request_bytes: Option<OsString>,
+    /// Most MESH request-body bytes buffered across all requests at once (more uploads wait), --mesh-max-request-bytes up to 1099511627776 [env: SPINE_MESH_MAX_BUFFERED_BYTES] [default: 1073741824]
+    #[arg(long, value_name = "BYTES")]
+    pub mesh_max_buffered_bytes: Option<OsString>,
+    /// Most MESH client connections at once (more are closed at accept), 1..=1000000 [env: SPINE_MESH_MAX_CONNECTIONS] [default: 10000]
+    #[arg(long, value_name = "N")]
+    pub mesh_max_connections: Option<OsString>,
+    /// How far a MESH token's timestamp may be from the server clock, in seconds, 60..=86400 [env: SPINE_MESH_TOKEN_WINDOW_SECS] [default: 7200]
+    #[arg(long, value_name = "SECS")]
+    pub mesh_token_window_secs: Option<OsString>,
+    /// Most MESH token nonces remembered for replay checks (when full, new ones are answered 503 until old ones age out), 16..=100000000 [env: SPINE_MESH_REPLAY_NONCES] [default: 1000000]
+    #[arg(long, value_name = "N")]
+    pub mesh_replay_nonces: Option<OsString>,
+    /// Time a MESH client has to send a request's headers (and for its TLS handshake), in milliseconds, 100..=3600000 [env: SPINE_MESH_HEADER_TIMEOUT_MS] [default: 10000]
+    #[arg(long, value_name = "MS")]
+    pub mesh_header_timeout_ms: Option<OsString>,
+    /// Time a MESH client has to send a request's body, in milliseconds, 100..=3600000 [env: SPINE_MESH_BODY_TIMEOUT_MS] [default: 600000]
+    #[arg(long, value_name = "MS")]
+    pub mesh_body_timeout_ms: Option<OsString>,
+    /// How long an idle MESH keep-alive connection is kept, in milliseconds, 100..=3600000 [env: SPINE_MESH_IDLE_TIMEOUT_MS] [default: 120000]
+    #[arg(long, value_name = "MS")]
+    pub mesh_idle_timeout_ms: Option<OsString>,
     /// Log line format [env: SPINE_LOG_FORMAT] [default: text]
     #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
     pub log_format: Option<String>,
@@ -289,7 +338,7 @@ pub struct SettingFlags {
 impl SettingFlags {
     /// The flags given, as (setting, raw value) pairs.
     pub fn given(&self) -> Vec<(Setting, OsString)> {
-        let all: [(Setting, Option<OsString>); 46] = [
+        let all: [(Setting, Option<OsString>); 60] = [
             (Setting::DataDir, self.data_dir.clone()),
             (Setting::SegmentBytes, self.segment_bytes.clone()),
             (Setting::MaxRecordBytes, self.max_record_bytes.clone()),
@@ -355,6 +404,44 @@ impl SettingFlags {
                 self.handshake_timeout_ms.clone(),
             ),
             (Setting::ServerName, self.server_name.clone()),
+            (Setting::MeshEnabled, self.mesh_enabled.clone()),
+            (Setting::MeshListen, self.mesh_listen.clone()),
+            (Setting::SharedKey, self.shared_key.clone()),
+            (
+                Setting::MeshAllowPlainHttp,
+                self.mesh_allow_plain_http.clone(),
+            ),
+            (Setting::MeshAllowRemote, self.mesh_allow_remote.clone()),
+            (Setting::Sandbox, self.sandbox.clone()),
+            (
+                Setting::MeshMaxRequestBytes,
+                self.mesh_max_request_bytes.clone(),
+            ),
+            (
+                Setting::MeshMaxBufferedBytes,
+                self.mesh_max_buffered_bytes.clone(),
+            ),
+            (
+                Setting::MeshMaxConnections,
+                self.mesh_max_connections.clone(),
+            ),
+            (
+                Setting::MeshTokenWindowSecs,
+                self.mesh_token_window_secs.clone(),
+            ),
+            (Setting::MeshReplayNonces, self.mesh_replay_nonces.clone()),
+            (
+                Setting::MeshHeaderTimeoutMs,
+                self.mesh_header_timeout_ms.clone(),
+            ),
+            (
+                Setting::MeshBodyTimeoutMs,
+                self.mesh_body_timeout_ms.clone(),
+            ),
+            (
+                Setting::MeshIdleTimeoutMs,
+                self.mesh_idle_timeout_ms.clone(),
+            ),
             (
                 Setting::LogFormat,
                 self.log_format.clone().map(OsString::from),
@@ -503,6 +590,31 @@ mod tests {
             "29",
             "--server-name",
             "node-a",
+            "--mesh-enabled",
+            "--mesh-listen",
+            "127.0.0.1:30",
+            "--shared-key",
+            "k",
+            "--mesh-allow-plain-http",
+            "true",
+            "--mesh-allow-remote=true",
+            "--sandbox",
+            "--mesh-max-request-bytes",
+            "31",
+            "--mesh-max-buffered-bytes",
+            "32",
+            "--mesh-max-connections",
+            "33",
+            "--mesh-token-window-secs",
+            "34",
+            "--mesh-replay-nonces",
+            "35",
+            "--mesh-header-timeout-ms",
+            "36",
+            "--mesh-body-timeout-ms",
+            "37",
+            "--mesh-idle-timeout-ms",
+            "38",
             "--log-format",
             "json",
             "--log-level",
@@ -560,6 +672,20 @@ mod tests {
                 Setting::DownloadPieceBytes => "28",
                 Setting::HandshakeTimeoutMs => "29",
                 Setting::ServerName => "node-a",
+                Setting::MeshEnabled => "true",
+                Setting::MeshListen => "127.0.0.1:30",
+                Setting::SharedKey => "k",
+                Setting::MeshAllowPlainHttp => "true",
+                Setting::MeshAllowRemote => "true",
+                Setting::Sandbox => "true",
+                Setting::MeshMaxRequestBytes => "31",
+                Setting::MeshMaxBufferedBytes => "32",
+                Setting::MeshMaxConnections => "33",
+                Setting::MeshTokenWindowSecs => "34",
+                Setting::MeshReplayNonces => "35",
+                Setting::MeshHeaderTimeoutMs => "36",
+                Setting::MeshBodyTimeoutMs => "37",
+                Setting::MeshIdleTimeoutMs => "38",
                 Setting::LogFormat => "json",
                 Setting::LogLevel => "debug",
             };
@@ -615,6 +741,39 @@ mod tests {
                 (Setting::QuicEnabled, OsString::from("false")),
                 (Setting::NetworkAllowRemote, OsString::from("true")),
                 (Setting::RequireClientCert, OsString::from("true")),
+            ]
+        );
+        assert_eq!(
+            given(&["--sandbox", "--mesh-enabled", "false"]),
+            vec![
+                (Setting::MeshEnabled, OsString::from("false")),
+                (Setting::Sandbox, OsString::from("true")),
+            ]
+        );
+        // The MESH permissions are never implied: they take a value.
+        assert_eq!(
+            given(&[
+                "--mesh-allow-remote",
+                "true",
+                "--mesh-allow-plain-http=false"
+            ]),
+            vec![
+                (Setting::MeshAllowPlainHttp, OsString::from("false")),
+                (Setting::MeshAllowRemote, OsString::from("true")),
+            ]
+        );
+        for alone in ["--mesh-allow-remote", "--mesh-allow-plain-http"] {
+            assert!(
+                Cli::try_parse_from(["spine", "serve", alone]).is_err(),
+                "{alone} alone"
+            );
+        }
+        // The network's connection limit and the MESH API's are distinct.
+        assert_eq!(
+            given(&["--max-connections", "7", "--mesh-max-connections", "8"]),
+            vec![
+                (Setting::MaxConnections, OsString::from("7")),
+                (Setting::MeshMaxConnections, OsString::from("8")),
             ]
         );
         // Storage's in-flight limit and the per-connection one are distinct.
@@ -690,6 +849,87 @@ mod tests {
                 alone.validate().is_ok()
             });
         }
+    }
+
+    /// The ranges the help promises for `[mesh]` are the MESH API's own:
+    /// each end is accepted by `MeshConfig::validate` (against the default
+    /// record limit) and one past it is refused; the two limits that depend
+    /// on other settings are checked at their stated ends.
+    #[test]
+    fn mesh_ranges_in_the_help_match_the_mesh_api() {
+        use crate::config::validate::copy_mesh_field;
+        use crate::config::NodeConfig;
+        use spine_actors::mesh::MeshConfig;
+
+        let record = u64::from(NodeConfig::default().storage.max_record_bytes);
+        let accepts = |setting: Setting, config: &NodeConfig| {
+            let mut alone = MeshConfig::default();
+            copy_mesh_field(setting, &config.mesh, &mut alone).unwrap();
+            alone.validate(false, record).is_ok()
+        };
+        for setting in [
+            Setting::MeshMaxConnections,
+            Setting::MeshTokenWindowSecs,
+            Setting::MeshReplayNonces,
+            Setting::MeshHeaderTimeoutMs,
+            Setting::MeshBodyTimeoutMs,
+            Setting::MeshIdleTimeoutMs,
+        ] {
+            assert_help_range(setting, |config| accepts(setting, config));
+        }
+
+        let cmd = Cli::command();
+        let serve = cmd.find_subcommand("serve").unwrap();
+        let help = |setting: Setting| {
+            let long = setting.flag().trim_start_matches("--");
+            serve
+                .get_arguments()
+                .find(|a| a.get_long() == Some(long))
+                .and_then(|a| a.get_help())
+                .map(|h| h.to_string())
+                .unwrap()
+        };
+        let judge = |mesh: MeshConfig| mesh.validate(false, record).is_ok();
+        // 1024 up to --max-record-bytes minus 65536.
+        assert!(
+            help(Setting::MeshMaxRequestBytes)
+                .contains("1024 up to --max-record-bytes minus 65536"),
+            "{}",
+            help(Setting::MeshMaxRequestBytes)
+        );
+        let request = |n: u64| MeshConfig {
+            max_request_bytes: n,
+            max_buffered_bytes: n.max(1 << 30),
+            ..MeshConfig::default()
+        };
+        assert!(judge(request(1024)));
+        assert!(!judge(request(1023)));
+        assert!(judge(request(record - 65536)));
+        assert!(!judge(request(record - 65535)));
+        // --mesh-max-request-bytes up to 1099511627776.
+        assert!(
+            help(Setting::MeshMaxBufferedBytes)
+                .contains("--mesh-max-request-bytes up to 1099511627776"),
+            "{}",
+            help(Setting::MeshMaxBufferedBytes)
+        );
+        let buffered = |n: u64| MeshConfig {
+            max_buffered_bytes: n,
+            ..MeshConfig::default()
+        };
+        let floor = MeshConfig::default().max_request_bytes;
+        assert!(judge(buffered(floor)));
+        assert!(!judge(buffered(floor - 1)));
+        assert!(judge(buffered(1 << 40)));
+        assert!(!judge(buffered((1 << 40) + 1)));
+        // The shared key's length.
+        assert!(help(Setting::SharedKey).contains("1 to 1024 bytes"));
+        let key = |n: usize| MeshConfig {
+            shared_key: "k".repeat(n),
+            ..MeshConfig::default()
+        };
+        assert!(judge(key(1)) && judge(key(1024)));
+        assert!(!judge(key(0)) && !judge(key(1025)));
     }
 
     /// The ranges the help promises are the runtime's own: each end is

@@ -34,6 +34,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use spine_actors::mesh::{MeshServer, MeshServerError};
 use spine_actors::metrics;
 use spine_actors::node::{Node, NodeHandle, NodeParts, RecoverySummary};
 use spine_actors::system::{OsRandom, SystemClock};
@@ -100,6 +101,17 @@ pub fn run(args: &ServeArgs, env: EnvLookup<'_>) -> Result<Exit, Failure> {
     })?;
     // TLS files are checked now, not after a possibly long recovery.
     Transports::check(&config.network).map_err(|e| fatal.report(transport_failure(&e)))?;
+    if config.mesh.enabled {
+        MeshServer::check(
+            &config.mesh,
+            &config.network,
+            u64::from(config.storage.max_record_bytes),
+        )
+        .map_err(|e| fatal.report(Failure::new(Exit::Usage, &e)))?;
+    }
+    if source == Source::Demo {
+        refuse_demo_beyond_loopback(config).map_err(|f| fatal.report(f))?;
+    }
     // Before any thread starts, so every allocation after this obeys it.
     if let Err(e) = spine_actors::memory::set_transparent_huge_pages(config.runtime.huge_pages) {
         // Not fatal: the node is correct either way, only its tail latency
@@ -203,6 +215,38 @@ async fn serve(
             return Err(fatal.report(transport_failure(&e)));
         }
     };
+    let mesh = if config.mesh.enabled {
+        match MeshServer::start(
+            node.clone(),
+            config.mesh.clone(),
+            &config.network,
+            u64::from(config.storage.max_record_bytes),
+        )
+        .await
+        {
+            Ok(mesh) => Some(mesh),
+            Err(e) => {
+                warn!("stopping the node again: the MESH API could not start");
+                transports.stop().await;
+                if let Err(e) = node.shutdown().await {
+                    warn!(code = e.code(), error = %e, "shutdown after the failed start also failed");
+                }
+                let mut failure = Failure::new(Exit::Usage, &e);
+                if let MeshServerError::Bind { .. } = e {
+                    failure.message = format!(
+                        "{} (the address is {}: flag {}, env {})",
+                        failure.message,
+                        Setting::MeshListen.key(),
+                        Setting::MeshListen.flag(),
+                        Setting::MeshListen.env()
+                    );
+                }
+                return Err(fatal.report(failure));
+            }
+        }
+    } else {
+        None
+    };
     if metrics_addr.is_some() {
         // Sets `spine_up`; the task ends with the runtime.
         let _gauges = metrics::spawn_gauges(node.clone(), metrics::GAUGE_PERIOD);
@@ -225,11 +269,19 @@ async fn serve(
         None if config.network.quic_enabled => "off (no TLS certificate)".to_string(),
         None => "disabled".to_string(),
     };
+    let mesh_shown = mesh.as_ref().map_or_else(
+        || "disabled".to_string(),
+        |m| {
+            let scheme = if m.is_tls() { "https" } else { "http" };
+            format!("{scheme}://{}", m.addr())
+        },
+    );
     info!(
         metrics = %metrics_shown,
         native = %native_shown,
         quic = %quic_shown,
-        "listen addresses: metrics {metrics_shown}; native protocol {native_shown}; QUIC {quic_shown}"
+        mesh = %mesh_shown,
+        "listen addresses: metrics {metrics_shown}; native protocol {native_shown}; QUIC {quic_shown}; MESH API {mesh_shown}"
     );
     info!("ready; send SIGINT or SIGTERM to stop");
 
@@ -241,9 +293,12 @@ async fn serve(
             );
             metrics::mark_down();
             let stop_all = async {
+                if let Some(mesh) = mesh {
+                    mesh.stop().await;
+                }
                 transports.stop().await;
                 info!(
-                    "native protocol transports stopped: no longer accepting, connections closed"
+                    "native protocol transports and MESH API stopped: no longer accepting, connections closed"
                 );
                 node.shutdown().await
             };
@@ -271,6 +326,9 @@ async fn serve(
             let limit = Duration::from_millis(config.runtime.shutdown_drain_ms)
                 .saturating_add(FAILED_SHUTDOWN_GRACE);
             let stop_all = async {
+                if let Some(mesh) = mesh {
+                    mesh.stop().await;
+                }
                 transports.stop().await;
                 node.shutdown().await
             };
@@ -288,6 +346,52 @@ async fn serve(
             )))
         }
     }
+}
+
+/// The embedded demo directory (well-known passwords) is for development
+/// only: with it, every enabled listener must be on loopback.
+fn refuse_demo_beyond_loopback(config: &NodeConfig) -> Result<(), Failure> {
+    let loopback = |enabled: bool, text: &str| {
+        !enabled
+            || text
+                .parse::<SocketAddr>()
+                .is_ok_and(|a| a.ip().is_loopback())
+    };
+    let listeners = [
+        (
+            Setting::NativeListen,
+            config.network.native_enabled,
+            &config.network.native_listen,
+        ),
+        (
+            Setting::QuicListen,
+            config.network.quic_enabled,
+            &config.network.quic_listen,
+        ),
+        (
+            Setting::MeshListen,
+            config.mesh.enabled,
+            &config.mesh.listen,
+        ),
+        (
+            Setting::MetricsListen,
+            config.metrics.enabled,
+            &config.metrics.listen,
+        ),
+    ];
+    for (setting, enabled, text) in listeners {
+        if !loopback(enabled, text) {
+            return Err(Failure::plain(
+                Exit::Usage,
+                "DIR_DEMO_NOT_LOOPBACK",
+                format!(
+                    "{} = {text:?} is not a loopback address, but no directory is configured: the embedded demo directory (well-known passwords) only serves loopback; give --mailboxes and --workflows (or --directory) for a node reachable from the network",
+                    setting.key()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Installs the metrics endpoint, if enabled; answers the address served.

@@ -21,6 +21,9 @@
 //!   value's origin is remembered so validation errors say where to fix it.
 //! - Nothing here panics on any input; every failure is a [`ConfigError`]
 //!   with a stable code.
+//! - A secret (`mesh.shared_key`, see [`settings::Setting::is_secret`]) is
+//!   never printed by `--print-config` nor echoed by an error, unless it is
+//!   the public default.
 
 mod error;
 mod file;
@@ -36,6 +39,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+use spine_actors::mesh::MeshConfig;
 use spine_actors::node::{RuntimeConfig, StorageConfig};
 use spine_actors::transport::NetworkConfig;
 use spine_core::directory::DEFAULT_HASH_ITERATIONS;
@@ -61,6 +65,9 @@ pub struct NodeConfig {
     /// The native protocol's transports (TCP/TLS and QUIC): listeners, TLS
     /// material and limits.
     pub network: NetworkConfig,
+    /// The MESH REST API: listener, shared key, limits (TLS material is
+    /// `[network]`'s).
+    pub mesh: MeshConfig,
     /// Diagnostics.
     pub log: LogConfig,
 }
@@ -206,7 +213,11 @@ impl Loaded {
                 .apply(&mut self.config, raw)
                 .map_err(|expected| ConfigError::Unparsable {
                     origin: origin.clone(),
-                    value: raw.to_string_lossy().into_owned(),
+                    value: if setting.is_secret() {
+                        format!("<redacted: {} bytes>", raw.len())
+                    } else {
+                        raw.to_string_lossy().into_owned()
+                    },
                     expected,
                 })?;
             self.origins.insert(*setting, origin);

@@ -3,11 +3,19 @@
 //! The output is a valid config file (feeding it back gives the same
 //! settings); comments say where each value came from. Keys the model has
 //! but the settings table lacks are still printed, so nothing is hidden.
+//!
+//! The one exception is a secret ([`Setting::is_secret`], the MESH shared
+//! key): unless it is the public default it is printed as `""`, with a
+//! comment saying it was redacted and where it came from. Fed back, the
+//! empty key is refused while the MESH API is enabled, so the node never
+//! silently runs with a key other than the operator's; giving the key
+//! again (by its environment variable, which overrides the file) restores
+//! the same settings.
 
 use std::fmt::Write as _;
 
 use super::error::ConfigError;
-use super::settings::Setting;
+use super::settings::{secret_is_public, Setting};
 use super::Loaded;
 
 const SECTIONS: [&str; Setting::SECTIONS.len()] = Setting::SECTIONS;
@@ -44,6 +52,17 @@ pub fn render(loaded: &Loaded) -> Result<String, ConfigError> {
             known.push(field);
             let origin = loaded.origin(setting);
             match values.get(field) {
+                Some(value)
+                    if setting.is_secret()
+                        && value.as_str().is_some_and(|v| !secret_is_public(v)) =>
+                {
+                    let _ = writeln!(
+                        out,
+                        "{field} = \"\"  # redacted: a secret, from {origin}; an empty key is refused, so give it again (env {}, flag {})",
+                        setting.env(),
+                        setting.flag()
+                    );
+                }
                 Some(value) => {
                     let unit = match setting {
                         Setting::InboxExpiry | Setting::PurgeAfter => "seconds; ",

@@ -11,6 +11,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use spine_protocol::mesh::auth::DEFAULT_SHARED_KEY;
+
 use super::{LogFormat, NodeConfig};
 
 /// One configurable value.
@@ -104,6 +106,35 @@ pub enum Setting {
     HandshakeTimeoutMs,
     /// `network.server_name`.
     ServerName,
+    /// `mesh.enabled`.
+    MeshEnabled,
+    /// `mesh.listen`.
+    MeshListen,
+    /// `mesh.shared_key` (a secret: never printed or echoed, see
+    /// [`Setting::is_secret`]).
+    SharedKey,
+    /// `mesh.allow_plain_http`.
+    MeshAllowPlainHttp,
+    /// `mesh.allow_remote`.
+    MeshAllowRemote,
+    /// `mesh.sandbox`.
+    Sandbox,
+    /// `mesh.max_request_bytes`.
+    MeshMaxRequestBytes,
+    /// `mesh.max_buffered_bytes`.
+    MeshMaxBufferedBytes,
+    /// `mesh.max_connections` (not `network.max_connections`).
+    MeshMaxConnections,
+    /// `mesh.token_window_secs`.
+    MeshTokenWindowSecs,
+    /// `mesh.replay_nonces`.
+    MeshReplayNonces,
+    /// `mesh.header_timeout_ms`.
+    MeshHeaderTimeoutMs,
+    /// `mesh.body_timeout_ms`.
+    MeshBodyTimeoutMs,
+    /// `mesh.idle_timeout_ms`.
+    MeshIdleTimeoutMs,
     /// `log.format`.
     LogFormat,
     /// `log.level`.
@@ -112,7 +143,7 @@ pub enum Setting {
 
 impl Setting {
     /// Every setting, in file order.
-    pub const ALL: [Setting; 46] = [
+    pub const ALL: [Setting; 60] = [
         Setting::DataDir,
         Setting::SegmentBytes,
         Setting::MaxRecordBytes,
@@ -157,17 +188,32 @@ impl Setting {
         Setting::DownloadPieceBytes,
         Setting::HandshakeTimeoutMs,
         Setting::ServerName,
+        Setting::MeshEnabled,
+        Setting::MeshListen,
+        Setting::SharedKey,
+        Setting::MeshAllowPlainHttp,
+        Setting::MeshAllowRemote,
+        Setting::Sandbox,
+        Setting::MeshMaxRequestBytes,
+        Setting::MeshMaxBufferedBytes,
+        Setting::MeshMaxConnections,
+        Setting::MeshTokenWindowSecs,
+        Setting::MeshReplayNonces,
+        Setting::MeshHeaderTimeoutMs,
+        Setting::MeshBodyTimeoutMs,
+        Setting::MeshIdleTimeoutMs,
         Setting::LogFormat,
         Setting::LogLevel,
     ];
 
     /// The sections of the file, in order.
-    pub const SECTIONS: [&'static str; 6] = [
+    pub const SECTIONS: [&'static str; 7] = [
         "storage",
         "directory",
         "runtime",
         "metrics",
         "network",
+        "mesh",
         "log",
     ];
 
@@ -218,6 +264,20 @@ impl Setting {
             Setting::DownloadPieceBytes => "network.download_piece_bytes",
             Setting::HandshakeTimeoutMs => "network.handshake_timeout_ms",
             Setting::ServerName => "network.server_name",
+            Setting::MeshEnabled => "mesh.enabled",
+            Setting::MeshListen => "mesh.listen",
+            Setting::SharedKey => "mesh.shared_key",
+            Setting::MeshAllowPlainHttp => "mesh.allow_plain_http",
+            Setting::MeshAllowRemote => "mesh.allow_remote",
+            Setting::Sandbox => "mesh.sandbox",
+            Setting::MeshMaxRequestBytes => "mesh.max_request_bytes",
+            Setting::MeshMaxBufferedBytes => "mesh.max_buffered_bytes",
+            Setting::MeshMaxConnections => "mesh.max_connections",
+            Setting::MeshTokenWindowSecs => "mesh.token_window_secs",
+            Setting::MeshReplayNonces => "mesh.replay_nonces",
+            Setting::MeshHeaderTimeoutMs => "mesh.header_timeout_ms",
+            Setting::MeshBodyTimeoutMs => "mesh.body_timeout_ms",
+            Setting::MeshIdleTimeoutMs => "mesh.idle_timeout_ms",
             Setting::LogFormat => "log.format",
             Setting::LogLevel => "log.level",
         }
@@ -286,6 +346,20 @@ impl Setting {
             Setting::DownloadPieceBytes => "SPINE_DOWNLOAD_PIECE_BYTES",
             Setting::HandshakeTimeoutMs => "SPINE_HANDSHAKE_TIMEOUT_MS",
             Setting::ServerName => "SPINE_SERVER_NAME",
+            Setting::MeshEnabled => "SPINE_MESH_ENABLED",
+            Setting::MeshListen => "SPINE_MESH_LISTEN",
+            Setting::SharedKey => "SPINE_SHARED_KEY",
+            Setting::MeshAllowPlainHttp => "SPINE_MESH_ALLOW_PLAIN_HTTP",
+            Setting::MeshAllowRemote => "SPINE_MESH_ALLOW_REMOTE",
+            Setting::Sandbox => "SPINE_SANDBOX",
+            Setting::MeshMaxRequestBytes => "SPINE_MESH_MAX_REQUEST_BYTES",
+            Setting::MeshMaxBufferedBytes => "SPINE_MESH_MAX_BUFFERED_BYTES",
+            Setting::MeshMaxConnections => "SPINE_MESH_MAX_CONNECTIONS",
+            Setting::MeshTokenWindowSecs => "SPINE_MESH_TOKEN_WINDOW_SECS",
+            Setting::MeshReplayNonces => "SPINE_MESH_REPLAY_NONCES",
+            Setting::MeshHeaderTimeoutMs => "SPINE_MESH_HEADER_TIMEOUT_MS",
+            Setting::MeshBodyTimeoutMs => "SPINE_MESH_BODY_TIMEOUT_MS",
+            Setting::MeshIdleTimeoutMs => "SPINE_MESH_IDLE_TIMEOUT_MS",
             Setting::LogFormat => "SPINE_LOG_FORMAT",
             Setting::LogLevel => "SPINE_LOG_LEVEL",
         }
@@ -338,18 +412,40 @@ impl Setting {
             Setting::DownloadPieceBytes => "--download-piece-bytes",
             Setting::HandshakeTimeoutMs => "--handshake-timeout-ms",
             Setting::ServerName => "--server-name",
+            Setting::MeshEnabled => "--mesh-enabled",
+            Setting::MeshListen => "--mesh-listen",
+            Setting::SharedKey => "--shared-key",
+            Setting::MeshAllowPlainHttp => "--mesh-allow-plain-http",
+            Setting::MeshAllowRemote => "--mesh-allow-remote",
+            Setting::Sandbox => "--sandbox",
+            Setting::MeshMaxRequestBytes => "--mesh-max-request-bytes",
+            Setting::MeshMaxBufferedBytes => "--mesh-max-buffered-bytes",
+            Setting::MeshMaxConnections => "--mesh-max-connections",
+            Setting::MeshTokenWindowSecs => "--mesh-token-window-secs",
+            Setting::MeshReplayNonces => "--mesh-replay-nonces",
+            Setting::MeshHeaderTimeoutMs => "--mesh-header-timeout-ms",
+            Setting::MeshBodyTimeoutMs => "--mesh-body-timeout-ms",
+            Setting::MeshIdleTimeoutMs => "--mesh-idle-timeout-ms",
             Setting::LogFormat => "--log-format",
             Setting::LogLevel => "--log-level",
         }
     }
 
-    /// Parses `raw` and stores it. On failure returns what was expected.
+    /// Whether the value is a secret: it is never printed by
+    /// `--print-config` nor shown in an error (see [`shown_secret`]).
+    pub fn is_secret(self) -> bool {
+        self == Setting::SharedKey
+    }
+
+    /// Parses `raw` and stores it. On failure returns what was expected
+    /// (never the value itself).
     pub fn apply(self, config: &mut NodeConfig, raw: &OsStr) -> Result<(), String> {
         let storage = &mut config.storage;
         let directory = &mut config.directory;
         let runtime = &mut config.runtime;
         let metrics = &mut config.metrics;
         let network = &mut config.network;
+        let mesh = &mut config.mesh;
         match self {
             Setting::DataDir => storage.data_dir = PathBuf::from(raw),
             Setting::SegmentBytes => storage.segment_bytes = number(raw, "a number of bytes")?,
@@ -431,10 +527,55 @@ impl Setting {
                 network.handshake_timeout_ms = number(raw, "a number of milliseconds")?
             }
             Setting::ServerName => network.server_name = text(raw)?.to_string(),
+            Setting::MeshEnabled => mesh.enabled = boolean(raw)?,
+            Setting::MeshListen => mesh.listen = text(raw)?.to_string(),
+            Setting::SharedKey => mesh.shared_key = text(raw)?.to_string(),
+            Setting::MeshAllowPlainHttp => mesh.allow_plain_http = boolean(raw)?,
+            Setting::MeshAllowRemote => mesh.allow_remote = boolean(raw)?,
+            Setting::Sandbox => mesh.sandbox = boolean(raw)?,
+            Setting::MeshMaxRequestBytes => {
+                mesh.max_request_bytes = number(raw, "a number of bytes")?
+            }
+            Setting::MeshMaxBufferedBytes => {
+                mesh.max_buffered_bytes = number(raw, "a number of bytes")?
+            }
+            Setting::MeshMaxConnections => {
+                mesh.max_connections = number(raw, "a number of connections")?
+            }
+            Setting::MeshTokenWindowSecs => {
+                mesh.token_window_secs = number(raw, "a number of seconds")?
+            }
+            Setting::MeshReplayNonces => mesh.replay_nonces = number(raw, "a number of nonces")?,
+            Setting::MeshHeaderTimeoutMs => {
+                mesh.header_timeout_ms = number(raw, "a number of milliseconds")?
+            }
+            Setting::MeshBodyTimeoutMs => {
+                mesh.body_timeout_ms = number(raw, "a number of milliseconds")?
+            }
+            Setting::MeshIdleTimeoutMs => {
+                mesh.idle_timeout_ms = number(raw, "a number of milliseconds")?
+            }
             Setting::LogFormat => config.log.format = log_format(raw)?,
             Setting::LogLevel => config.log.level = text(raw)?.to_string(),
         }
         Ok(())
+    }
+}
+
+/// Whether a secret's value may be shown: it is empty or the public
+/// default shared key (`BackBone`, in every MESH client's documentation).
+pub fn secret_is_public(value: &str) -> bool {
+    value.is_empty() || value == DEFAULT_SHARED_KEY
+}
+
+/// A secret's value as shown to the operator: the public default
+/// (`BackBone`) and the empty value as they are, anything else as a
+/// placeholder (its length only) that is clearly not the value.
+pub fn shown_secret(value: &str) -> String {
+    if secret_is_public(value) {
+        format!("{value:?}")
+    } else {
+        format!("<redacted: {} bytes>", value.len())
     }
 }
 
@@ -660,6 +801,79 @@ mod tests {
         assert!(e.contains("\"true\" or \"false\""), "{e}");
     }
 
+    #[test]
+    fn mesh_values_fill_the_mesh_section() {
+        let mut c = NodeConfig::default();
+        for (setting, raw) in [
+            (Setting::MeshEnabled, "false"),
+            (Setting::MeshListen, "[::1]:8800"),
+            (Setting::SharedKey, "s3cret"),
+            (Setting::MeshAllowPlainHttp, "true"),
+            (Setting::MeshAllowRemote, "true"),
+            (Setting::Sandbox, "true"),
+            (Setting::MeshMaxRequestBytes, "2048"),
+            (Setting::MeshMaxBufferedBytes, "4096"),
+            (Setting::MeshMaxConnections, "12"),
+            (Setting::MeshTokenWindowSecs, "600"),
+            (Setting::MeshReplayNonces, "34"),
+            (Setting::MeshHeaderTimeoutMs, "250"),
+            (Setting::MeshBodyTimeoutMs, "350"),
+            (Setting::MeshIdleTimeoutMs, "450"),
+        ] {
+            setting.apply(&mut c, OsStr::new(raw)).unwrap();
+        }
+        let m = &c.mesh;
+        assert!(!m.enabled);
+        assert_eq!(m.listen, "[::1]:8800");
+        assert_eq!(m.shared_key, "s3cret");
+        assert!(m.allow_plain_http && m.allow_remote && m.sandbox);
+        assert_eq!((m.max_request_bytes, m.max_buffered_bytes), (2048, 4096));
+        assert_eq!(
+            (m.max_connections, m.token_window_secs, m.replay_nonces),
+            (12, 600, 34)
+        );
+        assert_eq!(
+            (m.header_timeout_ms, m.body_timeout_ms, m.idle_timeout_ms),
+            (250, 350, 450)
+        );
+        // The network's connection limit is a different setting.
+        assert_eq!(
+            c.network.max_connections,
+            NodeConfig::default().network.max_connections
+        );
+        let e = Setting::Sandbox
+            .apply(&mut c, OsStr::new("yes"))
+            .unwrap_err();
+        assert!(e.contains("\"true\" or \"false\""), "{e}");
+        let e = Setting::MeshTokenWindowSecs
+            .apply(&mut c, OsStr::new("2h"))
+            .unwrap_err();
+        assert!(e.contains("whole number"), "{e}");
+    }
+
+    #[test]
+    fn only_the_shared_key_is_secret_and_it_is_shown_redacted() {
+        let secret: Vec<Setting> = Setting::ALL.into_iter().filter(|s| s.is_secret()).collect();
+        assert_eq!(secret, vec![Setting::SharedKey]);
+        assert_eq!(shown_secret("BackBone"), "\"BackBone\"");
+        assert_eq!(shown_secret(""), "\"\"");
+        assert_eq!(shown_secret("hunter2"), "<redacted: 7 bytes>");
+        // What a bad value is refused with never contains the value.
+        let mut c = NodeConfig::default();
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let e = Setting::SharedKey
+                .apply(&mut c, OsStr::from_bytes(b"hunter\xff"))
+                .unwrap_err();
+            assert!(!e.contains("hunter"), "{e}");
+        }
+        Setting::SharedKey
+            .apply(&mut c, OsStr::new("hunter2"))
+            .unwrap();
+        assert_eq!(c.mesh.shared_key, "hunter2");
+    }
+
     #[cfg(unix)]
     #[test]
     fn non_utf8_is_an_error_for_text_but_fine_for_paths() {
@@ -672,6 +886,8 @@ mod tests {
         assert!(Setting::MetricsListen.apply(&mut c, raw).is_err());
         assert!(Setting::NativeListen.apply(&mut c, raw).is_err());
         assert!(Setting::ServerName.apply(&mut c, raw).is_err());
+        assert!(Setting::MeshListen.apply(&mut c, raw).is_err());
+        assert!(Setting::SharedKey.apply(&mut c, raw).is_err());
         Setting::TlsCert.apply(&mut c, raw).unwrap();
         assert_eq!(c.network.tls_cert, Some(PathBuf::from(raw)));
         assert!(Setting::SegmentBytes.apply(&mut c, raw).is_err());

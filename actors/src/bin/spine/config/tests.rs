@@ -116,12 +116,21 @@ fn every_setting_is_reachable_from_env_and_flag() {
         | Setting::ClientCa => "/some/path",
         Setting::LogFormat => "json",
         Setting::LogLevel => "trace",
-        Setting::MetricsEnabled | Setting::NativeEnabled | Setting::QuicEnabled => "false",
+        Setting::MetricsEnabled
+        | Setting::NativeEnabled
+        | Setting::QuicEnabled
+        | Setting::MeshEnabled => "false",
         Setting::MetricsAllowRemote
         | Setting::HugePages
         | Setting::NetworkAllowRemote
-        | Setting::RequireClientCert => "true",
-        Setting::MetricsListen | Setting::NativeListen | Setting::QuicListen => "127.0.0.1:4242",
+        | Setting::RequireClientCert
+        | Setting::MeshAllowPlainHttp
+        | Setting::MeshAllowRemote
+        | Setting::Sandbox => "true",
+        Setting::MetricsListen
+        | Setting::NativeListen
+        | Setting::QuicListen
+        | Setting::MeshListen => "127.0.0.1:4242",
         _ => "4242",
     };
     for setting in Setting::ALL {
@@ -973,6 +982,395 @@ fn unknown_keys_in_network_are_named() {
     let shown = e.to_string();
     assert!(
         shown.contains("max_inflight") && shown.contains("line 4"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn mesh_settings_layer_and_print_with_origins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_file(
+        tmp.path(),
+        "[mesh]\nlisten = \"127.0.0.1:8000\"\nmax_connections = 64\ntoken_window_secs = 600\n",
+    );
+    let env = Env::default()
+        .with("SPINE_MESH_MAX_CONNECTIONS", "128")
+        .with("SPINE_SANDBOX", "true");
+    let l = resolve_with(
+        Some(&file),
+        &[
+            (Setting::MeshTokenWindowSecs, "900"),
+            (Setting::MaxConnections, "9"),
+        ],
+        &env,
+    )
+    .unwrap();
+    let m = &l.config.mesh;
+    assert_eq!(m.listen, "127.0.0.1:8000");
+    assert_eq!(l.origin(Setting::MeshListen), Origin::File(file.clone()));
+    assert_eq!(m.max_connections, 128);
+    assert_eq!(
+        l.origin(Setting::MeshMaxConnections),
+        Origin::Env("SPINE_MESH_MAX_CONNECTIONS")
+    );
+    assert!(m.sandbox);
+    assert_eq!(m.token_window_secs, 900);
+    assert_eq!(
+        l.origin(Setting::MeshTokenWindowSecs),
+        Origin::Flag("--mesh-token-window-secs")
+    );
+    // --max-connections is the native protocol's, not the MESH API's.
+    assert_eq!(l.config.network.max_connections, 9);
+    l.validate().unwrap();
+
+    let text = l.to_toml().unwrap();
+    let network = text.find("[network]").unwrap();
+    let mesh = text.find("[mesh]").unwrap();
+    let log = text.find("[log]").unwrap();
+    assert!(network < mesh && mesh < log, "{text}");
+    let section = &text[mesh..log];
+    for line in [
+        "enabled = true  # built-in default",
+        "listen = \"127.0.0.1:8000\"  # config file",
+        "shared_key = \"BackBone\"  # built-in default",
+        "allow_plain_http = false  # built-in default",
+        "allow_remote = false  # built-in default",
+        "sandbox = true  # environment variable SPINE_SANDBOX",
+        "max_request_bytes = 104857600  # built-in default",
+        "max_buffered_bytes = 1073741824  # built-in default",
+        "max_connections = 128  # environment variable SPINE_MESH_MAX_CONNECTIONS",
+        "token_window_secs = 900  # flag --mesh-token-window-secs",
+        "replay_nonces = 1000000  # built-in default",
+        "header_timeout_ms = 10000  # built-in default",
+        "body_timeout_ms = 600000  # built-in default",
+        "idle_timeout_ms = 120000  # built-in default",
+    ] {
+        assert!(section.contains(line), "{line:?} missing:\n{section}");
+    }
+    let reparsed = super::file::parse(Path::new("printed"), &text).unwrap();
+    assert_eq!(reparsed.config, l.config);
+}
+
+#[test]
+fn mesh_values_are_checked_by_the_mesh_rules_with_origins() {
+    let check = |flag_values: &[(Setting, &str)], env: &Env| {
+        resolve_with(None, flag_values, env).unwrap().validate()
+    };
+    // Every problem reported, each blamed on its setting and origin.
+    let env = Env::default().with("SPINE_MESH_IDLE_TIMEOUT_MS", "99");
+    let p = problems(
+        check(
+            &[
+                (Setting::MeshListen, "nowhere"),
+                (Setting::MeshMaxConnections, "0"),
+                (Setting::MeshTokenWindowSecs, "59"),
+                (Setting::MeshReplayNonces, "100000001"),
+                (Setting::MeshHeaderTimeoutMs, "3600001"),
+                (Setting::MeshBodyTimeoutMs, "100"),
+            ],
+            &env,
+        )
+        .unwrap_err(),
+    );
+    let settings: Vec<Setting> = p.iter().map(|p| p.setting).collect();
+    assert_eq!(
+        settings,
+        vec![
+            Setting::MeshListen,
+            Setting::MeshMaxConnections,
+            Setting::MeshTokenWindowSecs,
+            Setting::MeshReplayNonces,
+            Setting::MeshHeaderTimeoutMs,
+            Setting::MeshIdleTimeoutMs,
+        ],
+        "{p:?}"
+    );
+    let text = p[0].to_string();
+    assert!(
+        text.starts_with("mesh.listen = \"nowhere\" (from flag --mesh-listen):")
+            && text.contains("IP:PORT"),
+        "{text}"
+    );
+    assert_eq!(
+        p[1].to_string(),
+        "mesh.max_connections = 0 (from flag --mesh-max-connections): must be 1 to 1000000"
+    );
+    assert_eq!(
+        p[2].to_string(),
+        "mesh.token_window_secs = 59 (from flag --mesh-token-window-secs): must be 60 to 86400"
+    );
+    assert!(
+        p[5].to_string().starts_with(
+            "mesh.idle_timeout_ms = 99 (from environment variable SPINE_MESH_IDLE_TIMEOUT_MS): must be 100 to 3600000"
+        ),
+        "{}",
+        p[5]
+    );
+
+    // A remote address is refused with how to allow it; allowed, it needs
+    // TLS or the plain-HTTP permission. The permissions are not blamed.
+    let p = problems(check(&[(Setting::MeshListen, "0.0.0.0:8701")], &Env::default()).unwrap_err());
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].setting, Setting::MeshListen);
+    let text = p[0].to_string();
+    assert!(
+        text.contains("not a loopback address")
+            && text.contains("mesh.allow_remote is false (from built-in default")
+            && text.contains("--mesh-allow-remote")
+            && text.contains("SPINE_MESH_ALLOW_REMOTE"),
+        "{text}"
+    );
+    let env = Env::default().with("SPINE_MESH_LISTEN", "10.0.0.1:8701");
+    let p = problems(check(&[(Setting::MeshAllowRemote, "true")], &env).unwrap_err());
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].setting, Setting::MeshListen);
+    let text = p[0].to_string();
+    assert!(
+        text.contains("(from environment variable SPINE_MESH_LISTEN)")
+            && text.contains("TLS")
+            && text.contains("mesh.allow_plain_http is false (from built-in default")
+            && text.contains("--mesh-allow-plain-http"),
+        "{text}"
+    );
+    check(
+        &[
+            (Setting::MeshAllowRemote, "true"),
+            (Setting::MeshAllowPlainHttp, "true"),
+        ],
+        &env,
+    )
+    .unwrap();
+    check(
+        &[
+            (Setting::MeshAllowRemote, "true"),
+            (Setting::TlsCert, "/c.pem"),
+            (Setting::TlsKey, "/k.pem"),
+        ],
+        &env,
+    )
+    .unwrap();
+    // Nothing is checked while the API is disabled.
+    check(
+        &[
+            (Setting::MeshEnabled, "false"),
+            (Setting::MeshListen, "nowhere"),
+            (Setting::MeshMaxConnections, "0"),
+        ],
+        &Env::default(),
+    )
+    .unwrap();
+
+    // A chunk must fit one log record: a record limit too small for the
+    // request limit is blamed on mesh.max_request_bytes, naming the record
+    // limit and where it came from.
+    let env = Env::default().with("SPINE_MAX_RECORD_BYTES", "16777216");
+    let p = problems(check(&[], &env).unwrap_err());
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].setting, Setting::MeshMaxRequestBytes);
+    let text = p[0].to_string();
+    assert!(
+        text.starts_with(
+            "mesh.max_request_bytes = 104857600 (from built-in default): must be 1024 to storage.max_record_bytes - 65536 (16711680)"
+        ) && text.contains(
+            "storage.max_record_bytes is 16777216 (from environment variable SPINE_MAX_RECORD_BYTES; flag --max-record-bytes, env SPINE_MAX_RECORD_BYTES)"
+        ),
+        "{text}"
+    );
+    check(&[(Setting::MeshMaxRequestBytes, "16711680")], &env).unwrap();
+    // The rest of the section is still checked.
+    let p = problems(check(&[(Setting::MeshReplayNonces, "3")], &env).unwrap_err());
+    let settings: Vec<Setting> = p.iter().map(|p| p.setting).collect();
+    assert_eq!(
+        settings,
+        vec![Setting::MeshMaxRequestBytes, Setting::MeshReplayNonces],
+        "{p:?}"
+    );
+    let p = problems(check(&[(Setting::MeshMaxRequestBytes, "16711681")], &env).unwrap_err());
+    assert_eq!(p[0].setting, Setting::MeshMaxRequestBytes);
+    assert!(
+        p[0].to_string()
+            .contains("(from flag --mesh-max-request-bytes)"),
+        "{}",
+        p[0]
+    );
+    // A record limit out of its own range is reported once, as storage's.
+    let p = problems(check(&[(Setting::MaxRecordBytes, "0")], &Env::default()).unwrap_err());
+    let settings: Vec<Setting> = p.iter().map(|p| p.setting).collect();
+    assert_eq!(settings, vec![Setting::MaxRecordBytes], "{p:?}");
+    // Any value is judged without overflow.
+    let p = problems(
+        check(
+            &[(Setting::MeshMaxRequestBytes, "18446744073709551615")],
+            &Env::default(),
+        )
+        .unwrap_err(),
+    );
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].setting, Setting::MeshMaxRequestBytes);
+
+    // The buffer must hold one request: blamed on the buffer, naming the
+    // request limit.
+    let p = problems(
+        check(
+            &[
+                (Setting::MeshMaxRequestBytes, "65536"),
+                (Setting::MeshMaxBufferedBytes, "4096"),
+            ],
+            &Env::default(),
+        )
+        .unwrap_err(),
+    );
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].setting, Setting::MeshMaxBufferedBytes);
+    assert!(
+        p[0].message
+            .contains("mesh.max_request_bytes is 65536 (from flag --mesh-max-request-bytes"),
+        "{}",
+        p[0]
+    );
+    let p = problems(
+        check(
+            &[(Setting::MeshMaxBufferedBytes, "1099511627777")],
+            &Env::default(),
+        )
+        .unwrap_err(),
+    );
+    assert_eq!(p[0].setting, Setting::MeshMaxBufferedBytes);
+    assert!(p[0].message.contains("1 TiB"), "{}", p[0]);
+}
+
+/// The shared key is a secret: never in `--print-config`'s output (unless
+/// it is the public default), never in an error or a debug print.
+#[test]
+fn shared_key_is_never_printed_or_echoed() {
+    const SECRET: &str = "correct-horse-battery-staple";
+    let env = Env::default().with("SPINE_SHARED_KEY", SECRET);
+    let l = resolve_with(None, &[], &env).unwrap();
+    assert_eq!(l.config.mesh.shared_key, SECRET);
+    assert_eq!(
+        l.origin(Setting::SharedKey),
+        Origin::Env("SPINE_SHARED_KEY")
+    );
+    l.validate().unwrap();
+    assert!(!format!("{l:?}").contains(SECRET));
+    let text = l.to_toml().unwrap();
+    assert!(!text.contains(SECRET), "{text}");
+    assert!(
+        text.contains(
+            "shared_key = \"\"  # redacted: a secret, from environment variable SPINE_SHARED_KEY; an empty key is refused, so give it again (env SPINE_SHARED_KEY, flag --shared-key)"
+        ),
+        "{text}"
+    );
+    // The output is still a config file: everything else round-trips.
+    let tmp = tempfile::tempdir().unwrap();
+    let printed = write_file(tmp.path(), &text);
+    let mut expected = l.config.clone();
+    expected.mesh.shared_key = String::new();
+    let reparsed = super::file::parse(Path::new("printed"), &text).unwrap();
+    assert_eq!(reparsed.config, expected);
+    // Fed back alone, the node refuses to start rather than silently use
+    // another key...
+    let back = resolve_with(Some(&printed), &[], &Env::default()).unwrap();
+    let p = problems(back.validate().unwrap_err());
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].setting, Setting::SharedKey);
+    assert!(
+        p[0].to_string()
+            .starts_with("mesh.shared_key = \"\" (from config file"),
+        "{}",
+        p[0]
+    );
+    // ...and with the key given again, the settings are the same.
+    let back = resolve_with(Some(&printed), &[], &env).unwrap();
+    assert_eq!(back.config, l.config);
+    back.validate().unwrap();
+
+    // From a file or a flag, likewise.
+    let file = write_file(tmp.path(), &format!("[mesh]\nshared_key = \"{SECRET}\"\n"));
+    let l = resolve_with(Some(&file), &[], &Env::default()).unwrap();
+    let text = l.to_toml().unwrap();
+    assert!(
+        !text.contains(SECRET) && text.contains("# redacted"),
+        "{text}"
+    );
+    let l = resolve_with(None, &[(Setting::SharedKey, SECRET)], &Env::default()).unwrap();
+    let text = l.to_toml().unwrap();
+    assert!(
+        !text.contains(SECRET) && text.contains("a secret, from flag --shared-key"),
+        "{text}"
+    );
+
+    // The public default is printed as it is.
+    let env = Env::default().with("SPINE_SHARED_KEY", "BackBone");
+    let text = resolve_with(None, &[], &env).unwrap().to_toml().unwrap();
+    assert!(
+        text.contains("shared_key = \"BackBone\"  # environment variable SPINE_SHARED_KEY"),
+        "{text}"
+    );
+
+    // A key of the wrong length is refused without being shown.
+    let long = format!("{SECRET}{}", "x".repeat(1024));
+    let env = Env::default().with("SPINE_SHARED_KEY", long.as_str());
+    let e = resolve_with(None, &[], &env)
+        .unwrap()
+        .validate()
+        .unwrap_err();
+    let shown = format!("{e} {e:?}");
+    assert!(!shown.contains(SECRET), "{shown}");
+    let p = problems(e);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(
+        p[0].to_string(),
+        format!(
+            "mesh.shared_key = <redacted: {} bytes> (from environment variable SPINE_SHARED_KEY): must be 1 to 1024 bytes",
+            long.len()
+        )
+    );
+    // Other problems in the section do not show it either.
+    let env = Env::default().with("SPINE_SHARED_KEY", SECRET);
+    let e = resolve_with(
+        None,
+        &[
+            (Setting::MeshListen, "0.0.0.0:1"),
+            (Setting::MeshReplayNonces, "1"),
+        ],
+        &env,
+    )
+    .unwrap()
+    .validate()
+    .unwrap_err();
+    let shown = format!("{e} {e:?}");
+    assert!(!shown.contains(SECRET), "{shown}");
+}
+
+#[cfg(unix)]
+#[test]
+fn unparsable_shared_key_is_not_echoed() {
+    use std::os::unix::ffi::OsStrExt;
+    let raw = OsStr::from_bytes(b"secret-\xff-key");
+    let e = resolve(None, &[(Setting::SharedKey, raw.to_os_string())], &|_| None).unwrap_err();
+    assert_eq!(e.code(), "CONFIG_VALUE_UNPARSABLE");
+    let shown = format!("{e} {e:?}");
+    assert!(!shown.contains("secret"), "{shown}");
+    assert!(
+        shown.contains("flag --shared-key") && shown.contains("UTF-8"),
+        "{shown}"
+    );
+    let env = |name: &str| (name == "SPINE_SHARED_KEY").then(|| raw.to_os_string());
+    let e = resolve(None, &[], &env).unwrap_err();
+    assert!(!format!("{e} {e:?}").contains("secret"), "{e}");
+}
+
+#[test]
+fn unknown_keys_in_mesh_are_named() {
+    let e = super::file::parse(
+        Path::new("f.toml"),
+        "[mesh]\nlisten = \"127.0.0.1:1\"\n\nshared_secret = \"x\"\n",
+    )
+    .unwrap_err();
+    let shown = e.to_string();
+    assert!(
+        shown.contains("shared_secret") && shown.contains("line 4"),
         "{shown}"
     );
 }

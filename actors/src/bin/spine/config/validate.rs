@@ -11,12 +11,13 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::Path;
 
+use spine_actors::mesh::MeshConfig;
 use spine_actors::node::RuntimeConfig;
 use spine_actors::transport::NetworkConfig;
 use spine_core::directory::credentials::{MAX_HASH_ITERATIONS, MIN_HASH_ITERATIONS};
 
 use super::error::{ConfigError, Problem};
-use super::settings::Setting;
+use super::settings::{shown_secret, Setting};
 use super::Loaded;
 
 /// Segment size range. The ceiling bounds memory: recovery reads one whole
@@ -77,6 +78,7 @@ pub fn validate(loaded: &Loaded) -> Result<(), ConfigError> {
     runtime(&mut c);
     metrics(&mut c);
     network(&mut c);
+    mesh(&mut c);
     log(&mut c);
     if c.problems.is_empty() {
         Ok(())
@@ -457,9 +459,9 @@ pub fn copy_network_field(
     Some(shown)
 }
 
-/// The network settings a transport message names (by field name, outside
+/// The settings of `section` a message names (by field name, outside
 /// quoted values), in the order named, each once.
-fn named_network_settings(message: &str) -> Vec<Setting> {
+fn named_settings(section: &str, message: &str) -> Vec<Setting> {
     let mut unquoted = String::with_capacity(message.len());
     let (mut quoted, mut escaped) = (false, false);
     for ch in message.chars() {
@@ -471,30 +473,57 @@ fn named_network_settings(message: &str) -> Vec<Setting> {
             _ => {}
         }
     }
+    let in_section = Setting::in_section(section);
     let mut named = Vec::new();
-    for word in unquoted.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-        if let Some(setting) = Setting::in_section("network")
-            .into_iter()
-            .find(|s| s.section_and_field().1 == word)
-        {
-            if !named.contains(&setting) {
-                named.push(setting);
+    // `.` separates too, so `storage.max_record_bytes` does not name a
+    // field of this section called `max_record_bytes`: a word preceded by
+    // `.` is another section's.
+    let mut previous_dot = false;
+    for word in unquoted.split_inclusive(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        let ends_in_dot = word.ends_with('.');
+        let word = word.trim_end_matches(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+        if !previous_dot {
+            if let Some(setting) = in_section
+                .iter()
+                .copied()
+                .find(|s| s.section_and_field().1 == word)
+            {
+                if !named.contains(&setting) {
+                    named.push(setting);
+                }
             }
         }
+        previous_dot = ends_in_dot;
     }
     named
 }
 
-/// Whether `setting`'s field in `config` differs from its default.
-fn network_field_set(setting: Setting, config: &NetworkConfig) -> bool {
-    let mut reset = config.clone();
-    copy_network_field(setting, &NetworkConfig::default(), &mut reset);
-    reset != *config
+/// A section whose own `validate` is the only source of its ranges and
+/// cross-setting rules, and stops at the first problem, naming the fields
+/// involved (blamed field first).
+struct SectionRules<T, V, R> {
+    /// The file section.
+    section: &'static str,
+    /// `copy_*_field` for the section.
+    copy: fn(Setting, &T, &mut T) -> Option<String>,
+    /// The section's own check.
+    validate: V,
+    /// Blamed for a problem that names no setting (not expected).
+    fallback: Setting,
+    /// Settings of other sections the rules depend on, with their values
+    /// as shown: mentioned (value and origin) when a message names their
+    /// dotted key.
+    related: Vec<(Setting, String)>,
+    /// Called when putting the blamed setting back to its default changes
+    /// nothing (so the problem lies with a related setting): stops
+    /// `validate` judging by the related settings and says whether it did,
+    /// so that checking goes on to the rest of the section; if not, it
+    /// stops there.
+    relax: R,
 }
 
-/// The transport's own rules (`NetworkConfig::validate`) are the only
-/// source of the `[network]` ranges and cross-setting rules. It stops at
-/// the first problem, naming the fields involved (blamed field first).
+/// Checks a section by its own rules, blaming each problem on one setting.
+///
 /// Checking each value alone over the defaults, as for the runtime, would
 /// wrongly blame a `tls_cert` given with its key or a remote address given
 /// with `allow_remote`; so the merged section is checked, the problem
@@ -503,6 +532,90 @@ fn network_field_set(setting: Setting, config: &NetworkConfig) -> bool {
 /// back to its default, and the check repeated until it passes. A problem
 /// that names a setting already put back may be an artefact of that reset,
 /// so it is not reported (it shows once the first problem is fixed).
+fn check_section<T, V, R>(c: &mut Checker<'_>, merged: &T, rules: &SectionRules<T, V, R>)
+where
+    T: Clone + PartialEq + Default,
+    V: Fn(&T) -> Result<(), String>,
+    R: Fn() -> bool,
+{
+    let defaults = T::default();
+    let copy = rules.copy;
+    let field_set = |setting: Setting, config: &T| {
+        let mut reset = config.clone();
+        copy(setting, &defaults, &mut reset);
+        reset != *config
+    };
+    let mut working = merged.clone();
+    let mut reset: Vec<Setting> = Vec::new();
+    // Each round puts one more setting back to its default, or relaxes
+    // the related settings (once): bounded.
+    for _ in 0..Setting::in_section(rules.section).len() + 2 {
+        let Err(why) = (rules.validate)(&working) else {
+            return;
+        };
+        let named = named_settings(rules.section, &why);
+        let mut scratch = T::default();
+        let Some(setting) = named
+            .iter()
+            .copied()
+            .find(|s| field_set(*s, &working))
+            .or_else(|| named.first().copied())
+        else {
+            // Names no setting (not expected): report it whole, once.
+            let shown = copy(rules.fallback, merged, &mut scratch).unwrap_or_default();
+            c.fail(rules.fallback, shown, why);
+            return;
+        };
+        let before = working.clone();
+        copy(setting, &defaults, &mut working);
+        if named.iter().any(|s| reset.contains(s)) {
+            if working == before && !(rules.relax)() {
+                return;
+            }
+            reset.push(setting);
+            continue;
+        }
+        let shown = copy(setting, merged, &mut scratch).unwrap_or_default();
+        let (_, field) = setting.section_and_field();
+        let mut message = match why.strip_prefix(field).map(str::trim_start) {
+            Some(rest) if rest.starts_with("must ") || rest.starts_with("needs ") => {
+                rest.to_string()
+            }
+            _ => why.clone(),
+        };
+        for other in named.iter().copied().filter(|s| *s != setting) {
+            let value = copy(other, merged, &mut scratch).unwrap_or_default();
+            note_other(c, &mut message, other, &value);
+        }
+        for (other, value) in &rules.related {
+            if why.contains(other.key()) {
+                note_other(c, &mut message, *other, value);
+            }
+        }
+        c.fail(setting, shown, message);
+        if working == before && !(rules.relax)() {
+            return;
+        }
+        reset.push(setting);
+    }
+}
+
+/// Adds another setting a problem involves to its message: value, origin,
+/// and how to set it.
+fn note_other(c: &Checker<'_>, message: &mut String, other: Setting, value: &str) {
+    let _ = write!(
+        message,
+        "; {} is {value} (from {}; flag {}, env {})",
+        other.key(),
+        c.loaded.origin(other),
+        other.flag(),
+        other.env()
+    );
+}
+
+/// The transport's own rules (`NetworkConfig::validate`) are the only
+/// source of the `[network]` ranges and cross-setting rules (see
+/// [`check_section`] for how each problem is blamed).
 fn network(c: &mut Checker<'_>) {
     let merged = c.loaded.config.network.clone();
     for (setting, path) in [
@@ -514,64 +627,138 @@ fn network(c: &mut Checker<'_>) {
             c.fail(setting, "\"\"", "is empty; give the path of a PEM file");
         }
     }
-    let defaults = NetworkConfig::default();
-    let mut working = merged.clone();
-    let mut reset: Vec<Setting> = Vec::new();
-    // Each round puts one more setting back to its default: bounded.
-    for _ in 0..=Setting::in_section("network").len() {
-        let Err(why) = working.validate() else {
-            return;
-        };
-        let named = named_network_settings(&why);
-        let Some(setting) = named
-            .iter()
-            .copied()
-            .find(|s| network_field_set(*s, &working))
-            .or_else(|| named.first().copied())
-        else {
-            // Names no setting (not expected): report it whole, once.
-            c.fail(
-                Setting::NativeListen,
-                format!("{:?}", merged.native_listen),
-                why,
-            );
-            return;
-        };
-        let before = working.clone();
-        copy_network_field(setting, &defaults, &mut working);
-        if named.iter().any(|s| reset.contains(s)) {
-            if working == before {
-                return;
-            }
-            reset.push(setting);
-            continue;
+    let rules = SectionRules {
+        section: "network",
+        copy: copy_network_field,
+        validate: NetworkConfig::validate,
+        fallback: Setting::NativeListen,
+        related: Vec::new(),
+        relax: || false,
+    };
+    check_section(c, &merged, &rules);
+}
+
+/// Copies `setting`'s field from `from` into `into` and returns its value
+/// as shown to the operator (the shared key redacted, see
+/// [`shown_secret`]); `None` if `setting` is not a mesh setting.
+pub fn copy_mesh_field(
+    setting: Setting,
+    from: &MeshConfig,
+    into: &mut MeshConfig,
+) -> Option<String> {
+    let shown = match setting {
+        Setting::MeshEnabled => {
+            into.enabled = from.enabled;
+            from.enabled.to_string()
         }
-        let mut scratch = NetworkConfig::default();
-        let shown = copy_network_field(setting, &merged, &mut scratch).unwrap_or_default();
-        let (_, field) = setting.section_and_field();
-        let mut message = match why.strip_prefix(field).map(str::trim_start) {
-            Some(rest) if rest.starts_with("must ") || rest.starts_with("needs ") => {
-                rest.to_string()
-            }
-            _ => why.clone(),
+        Setting::MeshListen => {
+            into.listen.clone_from(&from.listen);
+            format!("{:?}", from.listen)
+        }
+        Setting::SharedKey => {
+            into.shared_key.clone_from(&from.shared_key);
+            shown_secret(&from.shared_key)
+        }
+        Setting::MeshAllowPlainHttp => {
+            into.allow_plain_http = from.allow_plain_http;
+            from.allow_plain_http.to_string()
+        }
+        Setting::MeshAllowRemote => {
+            into.allow_remote = from.allow_remote;
+            from.allow_remote.to_string()
+        }
+        Setting::Sandbox => {
+            into.sandbox = from.sandbox;
+            from.sandbox.to_string()
+        }
+        Setting::MeshMaxRequestBytes => {
+            into.max_request_bytes = from.max_request_bytes;
+            from.max_request_bytes.to_string()
+        }
+        Setting::MeshMaxBufferedBytes => {
+            into.max_buffered_bytes = from.max_buffered_bytes;
+            from.max_buffered_bytes.to_string()
+        }
+        Setting::MeshMaxConnections => {
+            into.max_connections = from.max_connections;
+            from.max_connections.to_string()
+        }
+        Setting::MeshTokenWindowSecs => {
+            into.token_window_secs = from.token_window_secs;
+            from.token_window_secs.to_string()
+        }
+        Setting::MeshReplayNonces => {
+            into.replay_nonces = from.replay_nonces;
+            from.replay_nonces.to_string()
+        }
+        Setting::MeshHeaderTimeoutMs => {
+            into.header_timeout_ms = from.header_timeout_ms;
+            from.header_timeout_ms.to_string()
+        }
+        Setting::MeshBodyTimeoutMs => {
+            into.body_timeout_ms = from.body_timeout_ms;
+            from.body_timeout_ms.to_string()
+        }
+        Setting::MeshIdleTimeoutMs => {
+            into.idle_timeout_ms = from.idle_timeout_ms;
+            from.idle_timeout_ms.to_string()
+        }
+        _ => return None,
+    };
+    Some(shown)
+}
+
+/// The record limit the MESH API is judged against: `storage`'s, unless
+/// that is out of its own range (reported as such), when the largest it
+/// may be, so the one mistake is not reported twice.
+fn mesh_record_limit(storage_max_record_bytes: u32) -> u64 {
+    let limit = if MAX_RECORD_BYTES.contains(&storage_max_record_bytes) {
+        storage_max_record_bytes
+    } else {
+        *MAX_RECORD_BYTES.end()
+    };
+    u64::from(limit)
+}
+
+/// `MeshConfig::validate` with the given TLS state and record limit, safe
+/// for any `max_request_bytes`: it adds 64 KiB to that value, which would
+/// overflow near `u64::MAX`, so a larger value is judged as `u64::MAX / 2`
+/// (refused either way, with the same message: it does not show the value).
+fn check_mesh(mesh: &MeshConfig, has_tls: bool, max_record_bytes: u64) -> Result<(), String> {
+    if mesh.max_request_bytes > u64::MAX / 2 {
+        let clamped = MeshConfig {
+            max_request_bytes: u64::MAX / 2,
+            ..mesh.clone()
         };
-        for other in named.iter().copied().filter(|s| *s != setting) {
-            let value = copy_network_field(other, &merged, &mut scratch).unwrap_or_default();
-            let _ = write!(
-                message,
-                "; {} is {value} (from {}; flag {}, env {})",
-                other.key(),
-                c.loaded.origin(other),
-                other.flag(),
-                other.env()
-            );
-        }
-        c.fail(setting, shown, message);
-        if working == before {
-            return;
-        }
-        reset.push(setting);
+        return clamped.validate(has_tls, max_record_bytes);
     }
+    mesh.validate(has_tls, max_record_bytes)
+}
+
+/// The MESH API's own rules (`MeshConfig::validate`) are the only source
+/// of the `[mesh]` ranges and cross-setting rules (see [`check_section`]
+/// for how each problem is blamed). They depend on `[network]`'s TLS
+/// material and on `storage.max_record_bytes` (a chunk is one record): a
+/// problem with the latter is blamed on `mesh.max_request_bytes`, naming
+/// the record limit and where it came from; the rest of the section is
+/// then judged against the largest record limit, so its other problems are
+/// reported too. Nothing is checked while the API is disabled.
+fn mesh(c: &mut Checker<'_>) {
+    let config = &c.loaded.config;
+    let merged = config.mesh.clone();
+    let has_tls = config.network.has_tls();
+    let record = config.storage.max_record_bytes;
+    let limit = std::cell::Cell::new(mesh_record_limit(record));
+    let largest = u64::from(*MAX_RECORD_BYTES.end());
+    let rules = SectionRules {
+        section: "mesh",
+        copy: copy_mesh_field,
+        validate: |m: &MeshConfig| check_mesh(m, has_tls, limit.get()),
+        fallback: Setting::MeshListen,
+        related: vec![(Setting::MaxRecordBytes, record.to_string())],
+        relax: || limit.replace(largest) != largest,
+    };
+    check_section(c, &merged, &rules);
 }
 
 /// Level names a bare directive may be.
