@@ -1,6 +1,8 @@
 //! `spine-bench load`: end-to-end load over the native protocol (TCP, TLS
 //! or QUIC) against a running node, with consumers that receive and
 //! acknowledge, and a check that every acknowledged send is received once.
+//! `--target mesh://` and `meshs://` drive the MESH REST API instead, with
+//! the same workload shape and report (see `mesh_load`).
 //!
 //! Phases: for `--seconds` producers send (each one connection keeping up
 //! to `--window` sends in flight) while consumers list, download and
@@ -20,6 +22,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::hash::Hash;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -38,122 +41,176 @@ use spine_protocol::{BatchItem, Limits, SendHeader, SendOk, WireError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
+use crate::mesh_http::MeshTarget;
+use crate::mesh_load;
 use crate::report::{latency_histogram, Latency};
 
 /// `spine-bench load` options.
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// native://HOST:PORT, natives://HOST:PORT (TLS) or quic://HOST:PORT
+    /// native://HOST:PORT, natives://HOST:PORT (TLS), quic://HOST:PORT, or
+    /// the MESH REST API: mesh://HOST:PORT (HTTP/1.1), meshs://HOST:PORT (HTTPS)
     #[arg(long, default_value = "native://127.0.0.1:7701")]
-    target: String,
+    pub(crate) target: String,
     /// Producer connections
     #[arg(long, default_value_t = 4)]
-    producers: usize,
+    pub(crate) producers: usize,
     /// Consumer connections (at most one per mailbox)
     #[arg(long, default_value_t = 3)]
-    consumers: usize,
+    pub(crate) consumers: usize,
     /// Mailboxes to send between (the first N of --mailbox)
     #[arg(long, default_value_t = 3)]
-    mailboxes: usize,
+    pub(crate) mailboxes: usize,
     /// Mailbox ids (repeat); default the demo directory's X26ABC1..3
     #[arg(long = "mailbox", value_name = "ID")]
-    mailbox_ids: Vec<String>,
+    pub(crate) mailbox_ids: Vec<String>,
     /// Password of every mailbox
     #[arg(long, default_value = "password")]
-    password: String,
+    pub(crate) password: String,
     /// Workflow id of the messages
     #[arg(long, default_value = "SPINE_LOAD")]
-    workflow: String,
+    pub(crate) workflow: String,
     /// Message body size in bytes
     #[arg(long, default_value_t = 1024)]
-    size: usize,
-    /// Sends in flight per producer
+    pub(crate) size: usize,
+    /// Sends in flight per producer (MESH: keep-alive connections per
+    /// producer, one request outstanding on each)
     #[arg(long, default_value_t = 256)]
-    window: usize,
+    pub(crate) window: usize,
     /// Messages per SEND_BATCH frame (1: one SEND per message). The window
     /// still counts messages.
     #[arg(long, default_value_t = 1)]
-    batch: usize,
+    pub(crate) batch: usize,
     /// Fixed total send rate (messages per second, open loop)
     #[arg(long, conflicts_with = "max")]
-    rate: Option<f64>,
+    pub(crate) rate: Option<f64>,
     /// Send as fast as the window allows (the default without --rate)
     #[arg(long)]
-    max: bool,
+    pub(crate) max: bool,
     /// Measured seconds
     #[arg(long, default_value_t = 10.0)]
-    seconds: f64,
+    pub(crate) seconds: f64,
     /// Most seconds consumers get to drain after producers stop
     #[arg(long, default_value_t = 60.0)]
-    drain_seconds: f64,
+    pub(crate) drain_seconds: f64,
     /// Skip the raw loopback TCP baseline
     #[arg(long)]
-    no_baseline: bool,
-    /// CA certificate (PEM) for TLS/QUIC targets
+    pub(crate) no_baseline: bool,
+    /// CA certificate (PEM) for TLS, QUIC and meshs:// targets
     #[arg(long)]
-    ca: Option<PathBuf>,
+    pub(crate) ca: Option<PathBuf>,
     /// Client certificate (PEM) when the server requires one
     #[arg(long)]
-    cert: Option<PathBuf>,
+    pub(crate) cert: Option<PathBuf>,
     /// Client key (PEM)
     #[arg(long)]
-    key: Option<PathBuf>,
+    pub(crate) key: Option<PathBuf>,
     /// Write the JSON result here too
     #[arg(long)]
-    json: Option<PathBuf>,
+    pub(crate) json: Option<PathBuf>,
+    /// MESH: the shared key of the NHSMESH Authorization token
+    #[arg(long, default_value = "BackBone")]
+    pub(crate) shared_key: String,
+    /// MESH: keep-alive connections per consumer that download and
+    /// acknowledge (its inbox listing has one more of its own)
+    #[arg(long, default_value_t = 8)]
+    pub(crate) consumer_connections: usize,
+    /// MESH: milliseconds a consumer waits before listing its inbox again
+    /// after a page that was not full
+    #[arg(long, default_value_t = 100)]
+    pub(crate) poll_ms: u64,
 }
 
+/// The JSON report, the same for every target.
 #[derive(Debug, Serialize)]
-struct Output {
-    benchmark: &'static str,
-    target: String,
-    mode: &'static str,
-    producers: usize,
-    consumers: usize,
-    mailboxes: usize,
-    size: usize,
-    window: usize,
-    batch: usize,
-    rate: Option<f64>,
-    seconds: f64,
-    throughput_msgs_per_s: f64,
-    latency_us: Latency,
-    sent: u64,
-    acked: u64,
-    send_errors: u64,
-    received: u64,
-    lost: u64,
-    duplicates: u64,
-    consumer_errors: u64,
-    drain_s: f64,
-    raw_tcp_msgs_per_s: Option<f64>,
-    raw_tcp_mb_per_s: Option<f64>,
-    first_errors: Vec<String>,
+pub(crate) struct Output {
+    pub(crate) benchmark: &'static str,
+    pub(crate) target: String,
+    pub(crate) mode: &'static str,
+    pub(crate) producers: usize,
+    pub(crate) consumers: usize,
+    pub(crate) mailboxes: usize,
+    pub(crate) size: usize,
+    pub(crate) window: usize,
+    pub(crate) batch: usize,
+    pub(crate) rate: Option<f64>,
+    pub(crate) seconds: f64,
+    pub(crate) throughput_msgs_per_s: f64,
+    pub(crate) latency_us: Latency,
+    pub(crate) sent: u64,
+    pub(crate) acked: u64,
+    pub(crate) send_errors: u64,
+    pub(crate) received: u64,
+    pub(crate) lost: u64,
+    pub(crate) duplicates: u64,
+    pub(crate) consumer_errors: u64,
+    pub(crate) drain_s: f64,
+    pub(crate) raw_tcp_msgs_per_s: Option<f64>,
+    pub(crate) raw_tcp_mb_per_s: Option<f64>,
+    pub(crate) first_errors: Vec<String>,
 }
 
-/// Shared tallies.
-#[derive(Default)]
-struct Tally {
-    sent: AtomicU64,
-    acked: AtomicU64,
-    send_errors: AtomicU64,
-    received: AtomicU64,
-    duplicates: AtomicU64,
-    consumer_errors: AtomicU64,
+/// Shared tallies; `Id` is the target's message id (a native
+/// [`MessageId`], or the MESH API's id text).
+pub(crate) struct Tally<Id> {
+    pub(crate) sent: AtomicU64,
+    pub(crate) acked: AtomicU64,
+    pub(crate) send_errors: AtomicU64,
+    pub(crate) received: AtomicU64,
+    pub(crate) duplicates: AtomicU64,
+    pub(crate) consumer_errors: AtomicU64,
     /// Ids the node acknowledged (a `Vec`: a push per send is cheaper than
     /// a set insert, and the set is only needed for the final check).
-    acked_ids: Mutex<Vec<MessageId>>,
-    received_ids: Mutex<HashSet<MessageId>>,
+    pub(crate) acked_ids: Mutex<Vec<Id>>,
+    pub(crate) received_ids: Mutex<HashSet<Id>>,
     errors: Mutex<Vec<String>>,
 }
 
-impl Tally {
-    fn error(&self, what: String) {
+impl<Id> Default for Tally<Id> {
+    fn default() -> Self {
+        Tally {
+            sent: AtomicU64::new(0),
+            acked: AtomicU64::new(0),
+            send_errors: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            consumer_errors: AtomicU64::new(0),
+            acked_ids: Mutex::new(Vec::new()),
+            received_ids: Mutex::new(HashSet::new()),
+            errors: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<Id: Eq + Hash> Tally<Id> {
+    pub(crate) fn error(&self, what: String) {
         let mut e = self.errors.lock().unwrap_or_else(|p| p.into_inner());
         if e.len() < 10 {
             e.push(what);
         }
     }
+
+    /// Acknowledged sends no consumer has received (yet).
+    fn missing(&self) -> u64 {
+        let acked = self.acked_ids.lock().unwrap_or_else(|p| p.into_inner());
+        let received = self.received_ids.lock().unwrap_or_else(|p| p.into_inner());
+        acked.iter().filter(|id| !received.contains(id)).count() as u64
+    }
+}
+
+/// What a target's measured phase hands to [`finish`].
+pub(crate) struct Measured {
+    /// Send latencies, one sample per acknowledged message.
+    pub(crate) hist: Histogram<u64>,
+    /// Length of the measured phase, seconds.
+    pub(crate) seconds: f64,
+    /// Sends acknowledged during it.
+    pub(crate) acked: u64,
+}
+
+enum Target {
+    Native(Endpoint),
+    Mesh(MeshTarget),
 }
 
 pub fn run(args: LoadArgs) -> anyhow::Result<()> {
@@ -190,7 +247,20 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
         .collect::<Result<_, _>>()?;
     let consumers = args.consumers.min(mailboxes.len());
     let workflow = WorkflowId::parse(&args.workflow)?;
-    let endpoint = Endpoint::parse(&args.target)?;
+    let target = match MeshTarget::parse(&args.target)? {
+        Some(mesh) => {
+            anyhow::ensure!(
+                args.batch == 1,
+                "--batch does not apply to MESH targets (one message per POST)"
+            );
+            anyhow::ensure!(
+                args.consumer_connections > 0,
+                "--consumer-connections must be at least 1"
+            );
+            Target::Mesh(mesh)
+        }
+        None => Target::Native(Endpoint::parse(&args.target)?),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -200,7 +270,14 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
         } else {
             Some(raw_tcp_baseline(args.size, Duration::from_secs(2)).await?)
         };
-        let result = drive(&args, endpoint, mailboxes, consumers, workflow).await?;
+        let result = match target {
+            Target::Native(endpoint) => {
+                drive(&args, endpoint, mailboxes, consumers, workflow).await?
+            }
+            Target::Mesh(mesh) => {
+                mesh_load::drive(&args, mesh, mailboxes, consumers, workflow).await?
+            }
+        };
         anyhow::Ok(Output {
             raw_tcp_msgs_per_s: baseline.map(|b| b.0),
             raw_tcp_mb_per_s: baseline.map(|b| b.1),
@@ -246,7 +323,7 @@ async fn drive(
     consumers: usize,
     workflow: WorkflowId,
 ) -> anyhow::Result<Output> {
-    let tally = Arc::new(Tally::default());
+    let tally = Arc::new(Tally::<MessageId>::default());
     let body = Bytes::from(vec![0x5a; args.size]);
     let mut consumer_tasks = Vec::new();
     let consuming = Arc::new(AtomicBool::new(true));
@@ -294,8 +371,35 @@ async fn drive(
             hist.add(&h)?;
         }
     }
-    let measured = start.elapsed().as_secs_f64().max(args.seconds);
-    let acked_in_phase = tally.acked.load(Ordering::SeqCst);
+    let measured = Measured {
+        hist,
+        seconds: start.elapsed().as_secs_f64().max(args.seconds),
+        acked: tally.acked.load(Ordering::SeqCst),
+    };
+    Ok(finish(
+        args,
+        mailboxes.len(),
+        consumers,
+        &tally,
+        measured,
+        &consuming,
+        consumer_tasks,
+    )
+    .await)
+}
+
+/// After the measured phase, for every target: lets consumers drain until
+/// every acknowledged send is received (or `--drain-seconds` pass), stops
+/// them, counts what was lost, and builds the report.
+pub(crate) async fn finish<Id: Eq + Hash>(
+    args: &LoadArgs,
+    mailboxes: usize,
+    consumers: usize,
+    tally: &Tally<Id>,
+    measured: Measured,
+    consuming: &AtomicBool,
+    consumer_tasks: Vec<tokio::task::JoinHandle<()>>,
+) -> Output {
     // Drain: wait until consumers have everything acknowledged, or time out.
     let drain_start = Instant::now();
     let drain_deadline = drain_start + Duration::from_secs_f64(args.drain_seconds);
@@ -305,15 +409,8 @@ async fn drive(
             // it runs only once the counts say it can succeed.
             let counted =
                 tally.received.load(Ordering::SeqCst) >= tally.acked.load(Ordering::SeqCst);
-            if counted {
-                let missing = {
-                    let acked = tally.acked_ids.lock().unwrap_or_else(|p| p.into_inner());
-                    let received = tally.received_ids.lock().unwrap_or_else(|p| p.into_inner());
-                    acked.iter().filter(|id| !received.contains(id)).count()
-                };
-                if missing == 0 {
-                    break;
-                }
+            if counted && tally.missing() == 0 {
+                break;
             }
             if Instant::now() >= drain_deadline {
                 break;
@@ -325,28 +422,22 @@ async fn drive(
     for t in consumer_tasks {
         let _ = t.await;
     }
-    let lost = if consumers > 0 {
-        let acked = tally.acked_ids.lock().unwrap_or_else(|p| p.into_inner());
-        let received = tally.received_ids.lock().unwrap_or_else(|p| p.into_inner());
-        acked.iter().filter(|id| !received.contains(id)).count() as u64
-    } else {
-        0
-    };
+    let lost = if consumers > 0 { tally.missing() } else { 0 };
     let first_errors = tally.errors.lock().map(|e| e.clone()).unwrap_or_default();
-    Ok(Output {
+    Output {
         benchmark: "load",
         target: args.target.clone(),
         mode: if args.rate.is_some() { "rate" } else { "max" },
         producers: args.producers,
         consumers,
-        mailboxes: mailboxes.len(),
+        mailboxes,
         size: args.size,
         window: args.window,
         batch: args.batch,
         rate: args.rate,
         seconds: args.seconds,
-        throughput_msgs_per_s: acked_in_phase as f64 / measured,
-        latency_us: Latency::from_hist(&hist),
+        throughput_msgs_per_s: measured.acked as f64 / measured.seconds,
+        latency_us: Latency::from_hist(&measured.hist),
         sent: tally.sent.load(Ordering::SeqCst),
         acked: tally.acked.load(Ordering::SeqCst),
         send_errors: tally.send_errors.load(Ordering::SeqCst),
@@ -358,7 +449,7 @@ async fn drive(
         raw_tcp_msgs_per_s: None,
         raw_tcp_mb_per_s: None,
         first_errors,
-    })
+    }
 }
 
 /// One producer: up to `window` messages in flight until `deadline`, in
@@ -376,7 +467,7 @@ async fn produce(
     batch: usize,
     rate: Option<f64>,
     deadline: Instant,
-    tally: Arc<Tally>,
+    tally: Arc<Tally<MessageId>>,
 ) -> anyhow::Result<Histogram<u64>> {
     type Sent = (
         Instant,
@@ -487,7 +578,7 @@ const RELIST_EVERY: Duration = Duration::from_millis(250);
 /// stop. A message listed by a listing that *started after* its
 /// acknowledgement completed is a duplicate delivery; one listed by an
 /// older listing is only stale and skipped.
-async fn consume(client: Client, tally: Arc<Tally>, running: Arc<AtomicBool>) {
+async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<AtomicBool>) {
     // Message id -> when its acknowledgement completed (None: in progress).
     let state = Arc::new(Mutex::new(HashMap::<MessageId, Option<Instant>>::new()));
     let permits = Arc::new(Semaphore::new(256));
@@ -582,7 +673,10 @@ async fn consume(client: Client, tally: Arc<Tally>, running: Arc<AtomicBool>) {
 
 /// Raw loopback TCP: one connection, `size`-byte writes as fast as they
 /// go for `duration`; returns (writes per second, MB per second).
-async fn raw_tcp_baseline(size: usize, duration: Duration) -> anyhow::Result<(f64, f64)> {
+pub(crate) async fn raw_tcp_baseline(
+    size: usize,
+    duration: Duration,
+) -> anyhow::Result<(f64, f64)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let reader = tokio::spawn(async move {

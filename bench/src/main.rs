@@ -6,6 +6,8 @@
 use clap::{Parser, Subcommand};
 
 mod load_bench;
+mod mesh_http;
+mod mesh_load;
 mod node_bench;
 mod report;
 mod wal_bench;
@@ -30,7 +32,7 @@ enum Command {
     Wal(wal_bench::WalArgs),
     /// In-process sends through a node: durable, memory-only, and the raw WAL figure.
     Node(node_bench::NodeArgs),
-    /// End-to-end load against a running node over TCP, TLS or QUIC, beside raw loopback TCP.
+    /// End-to-end load against a running node over TCP, TLS, QUIC or the MESH API, beside raw loopback TCP.
     Load(load_bench::LoadArgs),
 }
 

@@ -89,8 +89,7 @@ impl Mesh {
         let response = match self.handle(version, &parts, body, &ctx).await {
             Ok((response, caller)) => {
                 if let Some(caller) = caller {
-                    let retryable = matches!(response.status().as_u16(), 425 | 429 | 502..=504);
-                    if retryable {
+                    if !spends_token(response.status().as_u16()) {
                         let (mailbox, nonce, count) = &caller.replay_key;
                         self.replay.forget(mailbox, nonce, *count);
                     }
@@ -295,11 +294,34 @@ fn route_error(e: RouteError) -> MeshError {
     MeshError::new(status, "", "RECEIVE", e.code(), e.to_string())
 }
 
+/// Whether an answer with `status` spends the request's token. mesh-client
+/// (urllib3 `Retry`) resends the same prepared request, token included, on
+/// 425, 429, 502, 503 and 504; those answers leave the token unspent so the
+/// retry is not refused as a replay. Everything else spends it.
+fn spends_token(status: u16) -> bool {
+    !matches!(status, 425 | 429 | 502..=504)
+}
+
 fn status_class(status: u16) -> &'static str {
     match status {
         200..=299 => "2xx",
         300..=399 => "3xx",
         400..=499 => "4xx",
         _ => "5xx",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spends_token;
+
+    #[test]
+    fn only_answers_mesh_client_retries_leave_the_token_unspent() {
+        for retried in [425, 429, 502, 503, 504] {
+            assert!(!spends_token(retried), "{retried}");
+        }
+        for final_answer in [200, 202, 206, 400, 403, 404, 410, 413, 417, 423, 500] {
+            assert!(spends_token(final_answer), "{final_answer}");
+        }
     }
 }
