@@ -678,6 +678,11 @@ impl NodeHandle {
         &self.shared.directory
     }
 
+    /// Log bytes written and `fdatasync` groups completed since start.
+    pub fn log_totals(&self) -> (u64, u64) {
+        self.shared.sink.totals()
+    }
+
     /// The node's clock (the simulator's virtual clock in simulations).
     pub fn now(&self) -> Timestamp {
         self.shared.clock.now()
@@ -759,7 +764,9 @@ impl NodeHandle {
     }
 
     /// Runs an expiry round on every partition now; answers the number of
-    /// events logged.
+    /// events logged, once they are durable and applied (a report for a
+    /// mailbox owned by another partition has been handed to that partition
+    /// ahead of any later request to it).
     pub async fn expire_now(&self) -> Result<usize, RequestError> {
         self.check_open(true)?;
         let now = self.shared.clock.now();

@@ -97,6 +97,20 @@ impl LogSink {
         matches!(self, LogSink::Durable(_))
     }
 
+    /// Bytes written and sync groups completed so far (zero for memory).
+    pub fn totals(&self) -> (u64, u64) {
+        match self {
+            LogSink::Durable(wal) => {
+                let s = wal.stats();
+                (
+                    s.bytes.load(std::sync::atomic::Ordering::Relaxed),
+                    s.batches.load(std::sync::atomic::Ordering::Relaxed),
+                )
+            }
+            LogSink::Memory(_) => (0, 0),
+        }
+    }
+
     /// The fatal failure of the log, if any.
     pub fn failure(&self) -> Option<AppendError> {
         match self {

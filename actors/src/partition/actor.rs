@@ -77,8 +77,19 @@ enum Answer {
         reply: Reply<ResetProgress>,
         progress: ResetProgress,
     },
+    /// An expiry round asked for by a caller: answered with the number of
+    /// events once the round's last batch is durable and applied (batches
+    /// complete in log order, so every earlier one is too).
+    Expired {
+        reply: Reply<usize>,
+        logged: usize,
+    },
     Quiet,
 }
+
+/// Events of one expiry operation (a message and its report, or the
+/// purges) and the messages it touches.
+type ExpiryOp = (Vec<(Event, Bytes)>, Vec<MessageId>);
 
 /// One operation's events, waiting to be logged or to become durable.
 struct Op {
@@ -283,12 +294,7 @@ impl PartitionState {
                 after,
                 reply,
             } => self.on_reset(myself, mailbox, after, reply).await,
-            PartitionMsg::Expire { now, reply } => {
-                let logged = self.on_expire(myself, now).await;
-                if let Some(reply) = reply {
-                    answer(reply, Ok(logged));
-                }
-            }
+            PartitionMsg::Expire { now, reply } => self.on_expire(myself, now, reply).await,
             PartitionMsg::ApplyForeign {
                 seq,
                 location,
@@ -626,6 +632,7 @@ impl PartitionState {
             }
             Answer::Ack(reply) => answer(reply, result),
             Answer::Reset { reply, progress } => answer(reply, result.map(|()| progress)),
+            Answer::Expired { reply, logged } => answer(reply, result.map(|()| logged)),
             Answer::Quiet => {
                 if let Err(e) = result {
                     tracing::warn!(partition = self.index, error = %e, "background log write failed");
@@ -652,7 +659,8 @@ impl PartitionState {
         &mut self,
         myself: &ActorRef<PartitionMsg>,
         now: spine_core::time::Timestamp,
-    ) -> usize {
+        reply: Option<Reply<usize>>,
+    ) {
         let batch = self.shared.runtime.expiry_batch;
         let shared = Arc::clone(&self.shared);
         let groups = match self.store.expiry_events(now, batch, |recipient| {
@@ -663,18 +671,21 @@ impl PartitionState {
             Ok(groups) => groups,
             Err(e) => {
                 tracing::error!(partition = self.index, error = %e, "cannot build expiry events");
-                return 0;
+                Vec::new()
             }
         };
-        let mut logged = 0;
+        // Each expired message (with its report) and the purges are one
+        // operation each; the caller, if any, is answered by the last.
+        let mut ops: Vec<ExpiryOp> = Vec::new();
         for group in groups {
             let id = group.first().map(|e| *e.message_id());
             let Some(id) = id.filter(|id| !self.busy.contains(id)) else {
                 continue;
             };
-            logged += group.len();
-            let events = group.into_iter().map(|e| (e, Bytes::new())).collect();
-            self.log(myself, events, vec![id], Answer::Quiet).await;
+            ops.push((
+                group.into_iter().map(|e| (e, Bytes::new())).collect(),
+                vec![id],
+            ));
         }
         let purges: Vec<Event> = self
             .store
@@ -683,12 +694,28 @@ impl PartitionState {
             .filter(|e| !self.busy.contains(e.message_id()))
             .collect();
         if !purges.is_empty() {
-            logged += purges.len();
             let touched = purges.iter().map(|e| *e.message_id()).collect();
-            let events = purges.into_iter().map(|e| (e, Bytes::new())).collect();
-            self.log(myself, events, touched, Answer::Quiet).await;
+            ops.push((
+                purges.into_iter().map(|e| (e, Bytes::new())).collect(),
+                touched,
+            ));
         }
-        logged
+        let logged: usize = ops.iter().map(|(events, _)| events.len()).sum();
+        let last = ops.len();
+        let mut reply = reply;
+        for (i, (events, touched)) in ops.into_iter().enumerate() {
+            let answer_to = match reply.take() {
+                Some(r) if i + 1 == last => Answer::Expired { reply: r, logged },
+                other => {
+                    reply = other;
+                    Answer::Quiet
+                }
+            };
+            self.log(myself, events, touched, answer_to).await;
+        }
+        if let Some(reply) = reply {
+            answer(reply, Ok(logged));
+        }
     }
 
     /// One bounded step of a reset: logs `Purge` for the matching messages

@@ -10,10 +10,17 @@
 //! [`DiskSyncer`]: super::file_storage::DiskSyncer
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 static FAIL_SYNC: AtomicBool = AtomicBool::new(false);
 static FAIL_WRITE: AtomicBool = AtomicBool::new(false);
+static STALL_SYNC_MS: AtomicU64 = AtomicU64::new(0);
+
+/// While non-zero, every `fdatasync` first sleeps this long (a stalling
+/// disk: slow, not failing).
+pub fn stall_sync(millis: u64) {
+    STALL_SYNC_MS.store(millis, Ordering::SeqCst);
+}
 
 /// While on, `fdatasync` of any segment file fails with `EIO`.
 pub fn fail_sync(on: bool) {
@@ -34,6 +41,10 @@ fn injected(on: &AtomicBool) -> io::Result<()> {
 }
 
 pub(crate) fn check_sync() -> io::Result<()> {
+    let stall = STALL_SYNC_MS.load(Ordering::SeqCst);
+    if stall > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(stall));
+    }
     injected(&FAIL_SYNC)
 }
 
