@@ -43,7 +43,10 @@ impl Actor for ExpiryActor {
     ) -> Result<ExpiryState, ActorProcessingErr> {
         let every = Duration::from_millis(shared.runtime.expiry_interval_ms);
         let timer = tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(every);
+            // The first round comes one interval after start, not at once:
+            // a node (or the simulator, which expires on its own virtual
+            // schedule and sets a long interval) is never raced at start-up.
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;

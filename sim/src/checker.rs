@@ -58,8 +58,13 @@ enum Fate {
 struct Expected {
     from: MailboxId,
     to: MailboxId,
-    /// Position in the recipient's acceptance order.
-    order: u64,
+    /// When the send was issued and when its acknowledgement arrived, on
+    /// the driver's tick counter. In deterministic mode both are the
+    /// message's place in the run; in live mode concurrent sends overlap,
+    /// and only a message acknowledged before another was even issued
+    /// must be listed first.
+    issued: u64,
+    acked: u64,
     fate: Fate,
     reports: u32,
 }
@@ -81,7 +86,8 @@ pub enum Final {
 #[derive(Debug, Default)]
 pub struct Checker {
     expected: BTreeMap<MessageId, Expected>,
-    next_order: BTreeMap<MailboxId, u64>,
+    seen_reports: std::collections::BTreeSet<MessageId>,
+    tick: u64,
     first: BTreeMap<&'static str, String>,
     /// Acknowledged sends.
     pub accepted: u64,
@@ -110,21 +116,44 @@ impl Checker {
         self.first.entry(invariant).or_insert(detail);
     }
 
-    /// The node acknowledged `id` for `spec`. `log_failing`: the log was
-    /// known to be failing (an fsync fault was active) when it answered.
+    /// The node acknowledged `id` for `spec` (sends applied one at a time).
+    /// `log_failing`: the log was known to be failing (an fsync fault was
+    /// active) when it answered.
     pub fn accepted(&mut self, id: MessageId, spec: &SendSpec, log_failing: bool, event: &str) {
+        self.tick += 1;
+        let t = self.tick;
+        self.accepted_between(id, spec, log_failing, event, t, t);
+    }
+
+    /// A tick of the driver's clock for [`Checker::accepted_between`].
+    pub fn tick(&mut self) -> u64 {
+        self.tick += 1;
+        self.tick
+    }
+
+    /// As [`Checker::accepted`], for a send issued at tick `issued` and
+    /// acknowledged at tick `acked` (sends that overlap may be accepted in
+    /// either order).
+    pub fn accepted_between(
+        &mut self,
+        id: MessageId,
+        spec: &SendSpec,
+        log_failing: bool,
+        event: &str,
+        issued: u64,
+        acked: u64,
+    ) {
         if log_failing {
             self.violate(
                 INVARIANTS[4],
                 format!("send {id} was acknowledged while fdatasync was failing ({event})"),
             );
         }
-        let order = self.next_order.entry(spec.to.clone()).or_insert(0);
-        *order += 1;
         let expected = Expected {
             from: spec.from.clone(),
             to: spec.to.clone(),
-            order: *order,
+            issued,
+            acked,
             fate: Fate::Waiting,
             reports: 0,
         };
@@ -139,28 +168,34 @@ impl Checker {
 
     /// `mailbox` listed these data messages, in this order.
     pub fn listed(&mut self, mailbox: &MailboxId, ids: &[MessageId], event: &str) {
-        let mut last = 0u64;
+        // The latest issue tick among the messages listed so far: a message
+        // acknowledged before that was listed after one issued later.
+        let mut latest_issued: Option<(u64, MessageId)> = None;
         for id in ids {
             let Some(e) = self.expected.get(id) else {
                 continue; // a send whose answer was lost (unknown outcome)
             };
-            let (to, order) = (e.to.clone(), e.order);
+            let (to, issued, acked) = (e.to.clone(), e.issued, e.acked);
             if &to != mailbox {
                 let detail = format!("{mailbox} listed {id}, addressed to {to} ({event})");
                 self.misdelivered += 1;
                 self.violate(INVARIANTS[1], detail);
                 continue;
             }
-            if order <= last {
-                self.out_of_order += 1;
-                self.violate(
-                    INVARIANTS[2],
-                    format!(
-                        "{mailbox} listed {id} (accepted #{order}) after a later message ({event})"
-                    ),
-                );
+            if let Some((before, earlier)) = latest_issued {
+                if acked < before {
+                    self.out_of_order += 1;
+                    self.violate(
+                        INVARIANTS[2],
+                        format!(
+                            "{mailbox} listed {id} after {earlier}, though {id} was accepted before {earlier} was sent ({event})"
+                        ),
+                    );
+                }
             }
-            last = last.max(order);
+            if latest_issued.is_none_or(|(t, _)| issued > t) {
+                latest_issued = Some((issued, *id));
+            }
         }
     }
 
@@ -196,13 +231,24 @@ impl Checker {
         }
     }
 
-    /// `mailbox` received a non-delivery report about `linked`.
-    pub fn report(&mut self, mailbox: &MailboxId, linked: Option<MessageId>, event: &str) {
+    /// `mailbox` holds (or collected) non-delivery report `report_id`
+    /// about `linked`. A report seen again (listed, then collected) counts
+    /// once.
+    pub fn report(
+        &mut self,
+        mailbox: &MailboxId,
+        report_id: MessageId,
+        linked: Option<MessageId>,
+        event: &str,
+    ) {
+        if !self.seen_reports.insert(report_id) {
+            return;
+        }
         self.reports += 1;
         let Some(linked) = linked else {
             self.violate(
                 INVARIANTS[3],
-                format!("{mailbox} got a report that names no message ({event})"),
+                format!("{mailbox} got report {report_id}, which names no message ({event})"),
             );
             return;
         };
@@ -246,6 +292,15 @@ impl Checker {
             .iter()
             .filter(|(_, e)| e.fate == Fate::Waiting)
             .map(|(id, e)| (id, &e.from))
+    }
+
+    /// Recipients of acknowledged messages not yet collected.
+    pub fn waiting_recipients(&self) -> std::collections::BTreeSet<MailboxId> {
+        self.expected
+            .values()
+            .filter(|e| e.fate == Fate::Waiting)
+            .map(|e| e.to.clone())
+            .collect()
     }
 
     /// Ends the run: `fate` says what the node holds for each uncollected
@@ -342,7 +397,8 @@ mod tests {
         c.listed(&mb("B"), &[id(1), id(2)], "poll");
         c.collected(&mb("B"), &id(1), true, "get");
         c.collected(&mb("B"), &id(2), true, "get");
-        c.report(&mb("B"), Some(id(3)), "ndr");
+        c.report(&mb("B"), id(90), Some(id(3)), "ndr");
+        c.report(&mb("B"), id(90), Some(id(3)), "the same report, collected");
         let fate = BTreeMap::from([(id(3), Final::Expired)]);
         let (v, c) = c.finish(&fate, "end");
         assert!(failed(&v).is_empty(), "{v:?}");

@@ -22,12 +22,13 @@ use spine_core::time::Timestamp;
 pub const TAIL: usize = 64;
 
 /// The run's event log.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct EventLog {
     hasher: Sha256,
     lines: u64,
     tail: VecDeque<String>,
     line: String,
+    copy: Option<std::io::BufWriter<std::fs::File>>,
 }
 
 impl EventLog {
@@ -36,11 +37,25 @@ impl EventLog {
         EventLog::default()
     }
 
+    /// A log that also writes every line to `path` (for diffing two runs).
+    pub fn to_file(path: &std::path::Path) -> std::io::Result<EventLog> {
+        Ok(EventLog {
+            copy: Some(std::io::BufWriter::new(std::fs::File::create(path)?)),
+            ..EventLog::default()
+        })
+    }
+
     /// Appends one event.
     pub fn record(&mut self, at: Timestamp, kind: &str, details: std::fmt::Arguments<'_>) {
         self.line.clear();
         let _ = writeln!(self.line, "{} {kind} {details}", at.as_micros());
         self.hasher.update(self.line.as_bytes());
+        if let Some(copy) = &mut self.copy {
+            use std::io::Write as _;
+            if copy.write_all(self.line.as_bytes()).is_err() {
+                self.copy = None;
+            }
+        }
         self.lines += 1;
         if self.tail.len() == TAIL {
             self.tail.pop_front();

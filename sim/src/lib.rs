@@ -17,3 +17,7 @@ pub mod content;
 pub mod driver;
 pub mod eventlog;
 pub mod model;
+pub mod plan;
+pub mod report;
+pub mod run;
+pub mod scenario;

@@ -1,5 +1,135 @@
-//! `spine-sim`: see the library's documentation.
+//! `spine-sim`: rehearse national peaks and fault drills, and plan capacity.
+//!
+//! Exit codes: 0 every invariant held; 1 bad usage or scenario; 2 an
+//! invariant was violated (the report says which, with the seed and the
+//! event); 3 the run itself failed (the node could not start, I/O).
 
-fn main() {
-    println!("spine-sim: under construction");
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use spine_core::ErrorCode;
+use spine_sim::run::{run, RunArgs};
+use spine_sim::scenario::ScenarioError;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Spine's simulation harness.
+#[derive(Debug, Parser)]
+#[command(name = "spine-sim", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a scenario (deterministic from its seed, or live against a node).
+    Run(RunArgs),
+    /// Find this machine's sustainable rate within a p99 bound and size the
+    /// platform for a target rate.
+    Plan(spine_sim::plan::PlanArgs),
+}
+
+/// Panics the scenario injects on purpose (`fault injection: ...`) are
+/// part of the drill: one line each, not a backtrace. Any other panic is
+/// reported in full.
+fn quiet_injected_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        if text.starts_with("fault injection") {
+            eprintln!("spine-sim: injected: {text}");
+        } else {
+            default(info);
+        }
+    }));
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    quiet_injected_panics();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("spine-sim: error [SIM_RUNTIME]: cannot start the async runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    match cli.command {
+        Command::Plan(args) => {
+            if let Err(e) = args.validate() {
+                eprintln!("spine-sim: error [{}]: {e}", e.code());
+                return ExitCode::from(1);
+            }
+            let planned = runtime.block_on(spine_sim::plan::plan(&args));
+            match planned.and_then(|report| {
+                spine_sim::plan::write(&args.out, &report)?;
+                Ok(report)
+            }) {
+                Ok(report) => {
+                    println!("{}", report.conclusion);
+                    println!("plan: {}", args.out.join("plan.md").display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("spine-sim: error [SIM_PLAN_FAILED]: {e:#}");
+                    ExitCode::from(3)
+                }
+            }
+        }
+        Command::Run(args) => match runtime.block_on(run(&args)) {
+            Ok(done) => {
+                let o = &done.outcome;
+                println!(
+                    "{} seed {}: {} events in {:.1}s (virtual {:.0}s); sent {}, delivered {}, expired {}, reports {}, refused {}",
+                    o.scenario,
+                    o.seed,
+                    o.events_processed,
+                    o.wall_duration.as_secs_f64(),
+                    o.virtual_duration.as_secs_f64(),
+                    o.totals.sent,
+                    o.totals.delivered,
+                    o.totals.expired,
+                    o.totals.reports,
+                    o.totals.refused_total()
+                );
+                println!("event_log_hash {}", o.event_log_hash);
+                for inv in &o.invariants {
+                    let mark = if inv.ok { "PASS" } else { "FAIL" };
+                    match &inv.detail {
+                        Some(d) => println!("{mark} {}: {d}", inv.name),
+                        None => println!("{mark} {}", inv.name),
+                    }
+                }
+                println!("report: {}", done.dir.join("report.md").display());
+                if o.passed() {
+                    ExitCode::SUCCESS
+                } else {
+                    eprintln!(
+                        "spine-sim: an invariant was violated (seed {}); the last events:",
+                        o.seed
+                    );
+                    for line in &done.tail {
+                        eprintln!("  {line}");
+                    }
+                    ExitCode::from(2)
+                }
+            }
+            Err(e) => {
+                let usage = e.downcast_ref::<ScenarioError>();
+                let code = usage.map_or("SIM_RUN_FAILED", |s| s.code());
+                eprintln!("spine-sim: error [{code}]: {e:#}");
+                ExitCode::from(if usage.is_some() { 1 } else { 3 })
+            }
+        },
+    }
 }

@@ -868,7 +868,7 @@ fn the_native_transport_listens_before_ready_and_closes_on_sigterm() -> anyhow::
     assert_eq!(out.code(), 0, "{}", out.stderr);
     let stopped = out
         .stderr
-        .find("native protocol transports stopped")
+        .find("native protocol transports and MESH API stopped")
         .context("transports not stopped")?;
     let synced = out.stderr.find("stopped cleanly").context("not clean")?;
     assert!(stopped < synced, "transports stop first:\n{}", out.stderr);

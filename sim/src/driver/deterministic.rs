@@ -51,9 +51,10 @@ enum FollowUp {
     OperatorRestart,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Sent {
     at: Timestamp,
+    from: MailboxId,
     seed: u64,
     bytes: u64,
     chunks: u32,
@@ -72,6 +73,8 @@ struct Run<'a, O: Observe> {
     follow: BinaryHeap<Reverse<(Timestamp, u64, FollowUp)>>,
     next_own: u64,
     log_failing: bool,
+    /// Messages whose non-delivery report has been seen.
+    reported: BTreeSet<MessageId>,
     refused: BTreeMap<String, u64>,
     scenario_events: u64,
 }
@@ -94,7 +97,10 @@ pub async fn run<O: Observe>(
         node,
         network: None,
         clock,
-        log: EventLog::new(),
+        log: match &config.event_log {
+            Some(path) => EventLog::to_file(path)?,
+            None => EventLog::new(),
+        },
         checker: Checker::new(),
         consumers: population
             .mailboxes
@@ -105,6 +111,7 @@ pub async fn run<O: Observe>(
         follow: BinaryHeap::new(),
         next_own: OWN_SEQ,
         log_failing: false,
+        reported: BTreeSet::new(),
         refused: BTreeMap::new(),
         scenario_events: 0,
     };
@@ -233,6 +240,7 @@ impl<O: Observe> Run<'_, O> {
             id,
             Sent {
                 at,
+                from: spec.from.clone(),
                 seed: spec.content_seed,
                 bytes: spec.bytes,
                 chunks,
@@ -292,6 +300,9 @@ impl<O: Observe> Run<'_, O> {
                 MessageType::Data => self.collect_data(at, mailbox, id).await,
                 MessageType::Report => {
                     let linked = view.envelope.linked_message_id;
+                    if let Some(l) = linked {
+                        self.reported.insert(l);
+                    }
                     log_event!(
                         self.log,
                         at,
@@ -300,7 +311,7 @@ impl<O: Observe> Run<'_, O> {
                         linked.map_or_else(|| "-".to_string(), |l| l.to_string())
                     );
                     let context = self.log.last().unwrap_or_default().to_string();
-                    self.checker.report(mailbox, linked, &context);
+                    self.checker.report(mailbox, id, linked, &context);
                     self.observer.report_received(at);
                     let _ = self.handle().acknowledge(mailbox, &id).await;
                 }
@@ -309,13 +320,13 @@ impl<O: Observe> Run<'_, O> {
     }
 
     async fn collect_data(&mut self, at: Timestamp, mailbox: &MailboxId, id: MessageId) {
-        let known = self.sent.get(&id).copied();
+        let known = self.sent.get(&id).cloned();
         let mut bytes_ok = true;
-        let total = known.map_or(1, |s| s.chunks);
+        let total = known.as_ref().map_or(1, |s| s.chunks);
         for chunk in 1..=total {
             match self.handle().download(mailbox, &id, chunk).await {
                 Ok(d) => {
-                    if let Some(s) = known {
+                    if let Some(s) = &known {
                         let size = content::chunk_size(s.bytes, s.chunks);
                         if d.body != content::chunk(s.seed, s.bytes, size, chunk - 1) {
                             bytes_ok = false;
@@ -362,6 +373,50 @@ impl<O: Observe> Run<'_, O> {
         log_event!(self.log, at, "expiry", "changed={total}");
         if total > 0 {
             self.observer.expired(at, total);
+            self.observe_reports(at).await;
+        }
+    }
+
+    /// Looks at the inboxes of the senders of messages that are now past
+    /// their expiry and whose report has not been seen, so every report is
+    /// seen before it can itself expire, whoever its mailbox is: push
+    /// consumers collect theirs now, pollers at their next poll, absent
+    /// mailboxes never (the report is only observed).
+    async fn observe_reports(&mut self, at: Timestamp) {
+        let expiry = self.config.inbox_expiry;
+        let senders: BTreeSet<MailboxId> = self
+            .sent
+            .iter()
+            .filter(|(id, s)| s.at.saturating_add(expiry) <= at && !self.reported.contains(id))
+            .map(|(_, s)| s.from.clone())
+            .collect();
+        for sender in senders {
+            let push = matches!(self.consumers.get(&sender), Some(ConsumerMode::Push { .. }));
+            let mut after = None;
+            for _ in 0..SWEEP_PAGES {
+                let Ok(page) = self.handle().list_inbox(&sender, None, after, 5000).await else {
+                    break;
+                };
+                for m in &page.messages {
+                    if m.envelope.message_type != MessageType::Report {
+                        continue;
+                    }
+                    let (id, linked) = (m.envelope.message_id, m.envelope.linked_message_id);
+                    if let Some(l) = linked {
+                        self.reported.insert(l);
+                    }
+                    log_event!(self.log, at, "report-seen", "{sender} {id}");
+                    let context = self.log.last().unwrap_or_default().to_string();
+                    self.checker.report(&sender, id, linked, &context);
+                    if push && self.handle().acknowledge(&sender, &id).await.is_ok() {
+                        self.observer.report_received(at);
+                    }
+                }
+                match page.next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
         }
     }
 
@@ -506,8 +561,12 @@ impl<O: Observe> Run<'_, O> {
                 };
                 for m in &page.messages {
                     if m.envelope.message_type == MessageType::Report {
-                        self.checker
-                            .report(sender, m.envelope.linked_message_id, "final sweep");
+                        self.checker.report(
+                            sender,
+                            m.envelope.message_id,
+                            m.envelope.linked_message_id,
+                            "final sweep",
+                        );
                     }
                 }
                 match page.next {

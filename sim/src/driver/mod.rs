@@ -11,6 +11,7 @@
 //! [`Checker`](crate::checker::Checker).
 
 pub mod deterministic;
+pub mod live;
 mod net_faults;
 mod node;
 
@@ -72,6 +73,8 @@ pub struct DriverConfig {
     /// How long, in virtual time, a failed log stays failed before the
     /// operator restarts the node.
     pub fsync_recovery: Duration,
+    /// Also write every event-log line to this file.
+    pub event_log: Option<std::path::PathBuf>,
 }
 
 /// What a run produced.

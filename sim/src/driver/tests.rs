@@ -183,6 +183,7 @@ async fn once(seed: u64) -> (RunResult, Count) {
         memory_limit: 4 << 30,
         storage: Storage::Disk(None),
         fsync_recovery: Duration::from_secs(3),
+        event_log: None,
     };
     let mut count = Count::default();
     let result = run(

@@ -7,6 +7,16 @@
 use spine_core::ids::{MailboxId, OdsCode, WorkflowId};
 use spine_core::time::Timestamp;
 
+mod population;
+pub mod sampling;
+mod schedule;
+
+#[cfg(test)]
+mod tests;
+
+pub use population::{directory, population, PopulationError};
+pub use schedule::{schedule, Schedule};
+
 /// One simulated organisation's mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimMailbox {
