@@ -16,6 +16,7 @@ pub mod checker;
 pub mod content;
 pub mod driver;
 pub mod eventlog;
+pub mod jsonl;
 pub mod model;
 pub mod plan;
 pub mod report;

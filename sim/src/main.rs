@@ -29,6 +29,22 @@ enum Command {
     /// Find this machine's sustainable rate within a p99 bound and size the
     /// platform for a target rate.
     Plan(spine_sim::plan::PlanArgs),
+    /// Write a scenario's mailboxes and workflows as mesh-sandbox JSONL
+    /// files, for `spine serve --mailboxes … --workflows …` before a live run.
+    Directory(DirectoryArgs),
+}
+
+/// `spine-sim directory` options.
+#[derive(Debug, clap::Args)]
+struct DirectoryArgs {
+    /// The scenario file.
+    scenario: std::path::PathBuf,
+    /// The seed the live run will use (passwords depend on it).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where to write mailboxes.jsonl and workflows.jsonl.
+    #[arg(long)]
+    out: std::path::PathBuf,
 }
 
 /// Panics the scenario injects on purpose (`fault injection: ...`) are
@@ -65,6 +81,33 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Directory(args) => {
+            let scenario = match spine_sim::scenario::Scenario::load(&args.scenario) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("spine-sim: error [{}]: {e}", e.code());
+                    return ExitCode::from(1);
+                }
+            };
+            let population = spine_sim::model::population(&scenario, args.seed);
+            match spine_sim::jsonl::write(&population, &args.out) {
+                Ok(()) => {
+                    println!(
+                        "wrote {} mailboxes to {}",
+                        population.mailboxes.len(),
+                        args.out.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!(
+                        "spine-sim: error [SIM_DIRECTORY_WRITE]: cannot write into {}: {e}",
+                        args.out.display()
+                    );
+                    ExitCode::from(3)
+                }
+            }
+        }
         Command::Plan(args) => {
             if let Err(e) = args.validate() {
                 eprintln!("spine-sim: error [{}]: {e}", e.code());

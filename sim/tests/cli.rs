@@ -163,41 +163,24 @@ fn plan_measures_this_machine_and_writes_its_conclusion() {
 /// files the test writes), with the invariants checked from the outside.
 #[test]
 fn live_mode_drives_a_running_node_over_the_network() {
-    use spine_sim::model;
-    use spine_sim::scenario::Scenario;
-
     let tmp = tempfile::tempdir().unwrap();
-    let scenario_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-live.toml");
-    let scenario = Scenario::load(&scenario_path).unwrap();
-    let population = model::population(&scenario, 5);
-    let mut mailboxes = String::new();
-    for m in &population.mailboxes {
-        mailboxes.push_str(
-            &serde_json::json!({
-                "mailbox_id": m.id.as_str(), "mailbox_name": m.id.as_str(),
-                "ods_code": m.ods.as_str(), "password": m.password,
-            })
-            .to_string(),
-        );
-        mailboxes.push('\n');
-    }
-    let mut workflows = String::new();
-    for w in &population.workflows {
-        if w.senders.is_empty() {
-            continue;
-        }
-        workflows.push_str(
-            &serde_json::json!({
-                "workflow_id": w.id.as_str(),
-                "senders": w.senders.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
-                "receivers": w.receivers.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
-            })
-            .to_string(),
-        );
-        workflows.push('\n');
-    }
-    std::fs::write(tmp.path().join("mailboxes.jsonl"), mailboxes).unwrap();
-    std::fs::write(tmp.path().join("workflows.jsonl"), workflows).unwrap();
+    let written = Command::new(env!("CARGO_BIN_EXE_spine-sim"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "directory",
+            "tests/data/tiny-live.toml",
+            "--seed",
+            "5",
+            "--out",
+        ])
+        .arg(tmp.path())
+        .output()
+        .expect("spine-sim runs");
+    assert!(
+        written.status.success(),
+        "{}",
+        String::from_utf8_lossy(&written.stderr)
+    );
     let path = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
     let data = path("data");
     let (mb, wf) = (path("mailboxes.jsonl"), path("workflows.jsonl"));
