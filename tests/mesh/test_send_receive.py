@@ -224,3 +224,17 @@ def test_concurrent_senders(server):
     for mid, body in sent[::7]:
         with c2.retrieve_message(mid) as msg:
             assert msg.read() == body
+
+
+@pytest.mark.spine_only
+def test_idempotency_key_answers_the_original_message_id(server):
+    """Spine's extension: a send repeated with the same Mex-Idempotency-Key
+    (say, after a lost response) gets the original id, not a duplicate."""
+    key = {"Mex-Idempotency-Key": "upload-2026-11-24-001"}
+    first = server.send_raw(MB1, MB2, b"once", headers=key)
+    again = server.send_raw(MB1, MB2, b"once", headers=key)
+    assert first.status_code == 202 and again.status_code == 202, (first.text, again.text)
+    assert first.json()["message_id"] == again.json()["message_id"]
+    assert server.client(MB2).list_messages() == [first.json()["message_id"]]
+    other = server.send_raw(MB1, MB2, b"once", headers={"Mex-Idempotency-Key": "another"})
+    assert other.json()["message_id"] != first.json()["message_id"]
