@@ -107,6 +107,13 @@ impl MeshConfig {
             ));
         };
         if !addr.ip().is_loopback() {
+            if self.sandbox {
+                return Err(format!(
+                    "listen {addr} is not a loopback address and sandbox is on: the sandbox's \
+                     admin endpoints (reset, report injection) need no token, so --sandbox \
+                     serves loopback only"
+                ));
+            }
             if !self.allow_remote {
                 return Err(format!(
                     "listen {addr} is not a loopback address; set allow_remote = true to serve \
@@ -191,6 +198,14 @@ mod tests {
             .unwrap_err()
             .contains("TLS"));
         remote.validate(true, 128 << 20).unwrap();
+        let exposed_sandbox = MeshConfig {
+            sandbox: true,
+            ..remote
+        };
+        assert!(exposed_sandbox
+            .validate(true, 128 << 20)
+            .unwrap_err()
+            .contains("sandbox"));
         let big = MeshConfig::default();
         assert!(big
             .validate(false, 16 << 20)

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use super::config::MeshConfig;
-use super::service::Mesh;
+use super::service::{CertIdentity, Mesh};
 use crate::node::NodeHandle;
 use crate::transport::NetworkConfig;
 
@@ -127,7 +127,7 @@ impl MeshServer {
         );
         let (stop, stopped) = watch::channel(false);
         let connections = Arc::new(Semaphore::new(config.max_connections));
-        let mesh = Arc::new(Mesh::new(node, config));
+        let mesh = Arc::new(Mesh::new(node, config, network.require_client_cert));
         let is_tls = tls.is_some();
         let task = tokio::spawn(accept_loop(listener, tls, mesh, connections, stopped));
         Ok(MeshServer {
@@ -207,10 +207,17 @@ async fn connection(
     metrics::gauge!("spine_mesh_connections").increment(1.0);
     let header_timeout = Duration::from_millis(mesh.config.header_timeout_ms);
     match tls {
-        None => serve(socket, mesh, stop).await,
+        None => serve(socket, mesh, stop, CertIdentity::None).await,
         Some(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(socket)).await
         {
-            Ok(Ok(stream)) => serve(stream, mesh, stop).await,
+            Ok(Ok(stream)) => {
+                let cert = match stream.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+                    None => CertIdentity::None,
+                    Some(c) => crate::tls::mailbox_from_certificate(c)
+                        .map_or(CertIdentity::Unmapped, CertIdentity::Mailbox),
+                };
+                serve(stream, mesh, stop, cert).await
+            }
             Ok(Err(e)) => {
                 metrics::counter!("spine_mesh_tls_failures_total").increment(1);
                 tracing::debug!(error = %e, "MESH TLS handshake failed");
@@ -223,13 +230,17 @@ async fn connection(
     metrics::gauge!("spine_mesh_connections").decrement(1.0);
 }
 
-async fn serve<S>(stream: S, mesh: Arc<Mesh>, mut stop: watch::Receiver<bool>)
-where
+async fn serve<S>(
+    stream: S,
+    mesh: Arc<Mesh>,
+    mut stop: watch::Receiver<bool>,
+    cert: CertIdentity,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let header_timeout = Duration::from_millis(mesh.config.header_timeout_ms);
     let idle = Duration::from_millis(mesh.config.idle_timeout_ms);
-    let service = service_fn(move |request| Arc::clone(&mesh).serve(request));
+    let service = service_fn(move |request| Arc::clone(&mesh).serve(request, cert.clone()));
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())

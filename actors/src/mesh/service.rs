@@ -3,6 +3,9 @@
 //! handler (`mailbox`, `outbox`, `lookup`, `admin`).
 //!
 //! Invariants and why:
+//! - With a verified client certificate, the token must be for the
+//!   certificate's mailbox (its CN), so a certificate and another
+//!   mailbox's password together do not open that mailbox.
 //! - Every route except `_ping`, the look-ups (as in the spec; a token sent
 //!   with them must still be valid) and the sandbox's admin endpoints (only
 //!   served with `--sandbox`) needs a valid, fresh, unused token for the
@@ -43,9 +46,23 @@ pub(crate) struct Mesh {
     pub(crate) node: NodeHandle,
     pub(crate) config: MeshConfig,
     replay: ReplayCache,
+    /// Client certificates are required: one must name the token's mailbox.
+    require_cert: bool,
     /// Request-body bytes buffered across requests (KiB permits).
     pub(crate) budget: Arc<Semaphore>,
     next_request: AtomicU64,
+}
+
+/// What the connection's verified client certificate says, if TLS asked
+/// for one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CertIdentity {
+    /// No client certificate (plain HTTP, or TLS without one).
+    None,
+    /// A verified certificate whose CN names this mailbox.
+    Mailbox(MailboxId),
+    /// A verified certificate that names no mailbox.
+    Unmapped,
 }
 
 /// Who a request acts for, and the token it spent.
@@ -56,7 +73,7 @@ pub(crate) struct Caller {
 }
 
 impl Mesh {
-    pub(crate) fn new(node: NodeHandle, config: MeshConfig) -> Mesh {
+    pub(crate) fn new(node: NodeHandle, config: MeshConfig, require_cert: bool) -> Mesh {
         let units = usize::try_from(config.max_buffered_bytes / 1024)
             .unwrap_or(usize::MAX)
             .min(Semaphore::MAX_PERMITS);
@@ -66,6 +83,7 @@ impl Mesh {
                 Duration::from_secs(config.token_window_secs),
             ),
             budget: Arc::new(Semaphore::new(units)),
+            require_cert,
             next_request: AtomicU64::new(1),
             node,
             config,
@@ -76,6 +94,7 @@ impl Mesh {
     pub(crate) async fn serve(
         self: Arc<Self>,
         request: Request<Incoming>,
+        cert: CertIdentity,
     ) -> Result<Response<Body>, Infallible> {
         let n = self.next_request.fetch_add(1, Ordering::Relaxed);
         let (parts, body) = request.into_parts();
@@ -86,7 +105,7 @@ impl Mesh {
             internal_id: format!("spine-{:x}-{n:x}", self.node.now().as_micros()),
         };
         let started = std::time::Instant::now();
-        let response = match self.handle(version, &parts, body, &ctx).await {
+        let response = match self.handle(version, &parts, body, &ctx, &cert).await {
             Ok((response, caller)) => {
                 if let Some(caller) = caller {
                     if !spends_token(response.status().as_u16()) {
@@ -120,6 +139,7 @@ impl Mesh {
         parts: &Parts,
         body: Incoming,
         ctx: &Ctx,
+        cert: &CertIdentity,
     ) -> Result<(Response<Body>, Option<Caller>), MeshError> {
         version
             .map_err(|e| MeshError::new(400, "06", "RECEIVE", "MESH_BAD_ACCEPT", e.to_string()))?;
@@ -160,7 +180,7 @@ impl Mesh {
                 Ok((response.unwrap_or_else(|e| reply::error(&e, ctx)), None))
             }
             route => {
-                let caller = self.authenticate(&parts.headers, route.mailbox())?;
+                let caller = self.authenticate(&parts.headers, route.mailbox(), cert)?;
                 let response = self.dispatch(route, &caller, parts, body, ctx).await;
                 match response {
                     Ok(r) => Ok((r, Some(caller))),
@@ -219,6 +239,7 @@ impl Mesh {
         &self,
         headers: &HeaderMap,
         path_mailbox: Option<&str>,
+        cert: &CertIdentity,
     ) -> Result<Caller, MeshError> {
         let deny = |e: AuthError| {
             metrics::counter!("spine_mesh_auth_failures_total").increment(1);
@@ -238,6 +259,17 @@ impl Mesh {
             if !path.eq_ignore_ascii_case(&token.mailbox) {
                 return Err(deny(AuthError::MailboxMismatch));
             }
+        }
+        // A verified client certificate binds the connection to its
+        // mailbox, as on the native protocol: a token cannot widen it.
+        match cert {
+            CertIdentity::Mailbox(m) if m != &mailbox => {
+                return Err(deny(AuthError::CertificateMismatch))
+            }
+            CertIdentity::Unmapped if self.require_cert => {
+                return Err(deny(AuthError::CertificateMismatch))
+            }
+            _ => {}
         }
         let secret = self
             .node

@@ -60,6 +60,10 @@ pub enum AuthError {
     /// The token was already used.
     #[error("the token has already been used; generate a new token (new nonce or nonce count) for every request")]
     Replayed,
+    /// The verified client certificate belongs to another mailbox than the
+    /// token's (or, where certificates are required, to no mailbox).
+    #[error("the client certificate does not belong to the token's mailbox; use the certificate issued for that mailbox")]
+    CertificateMismatch,
 }
 
 impl ErrorCode for AuthError {
@@ -71,6 +75,7 @@ impl ErrorCode for AuthError {
             AuthError::Stale { .. } => "MESH_AUTH_STALE",
             AuthError::BadSignature => "MESH_AUTH_BAD_SIGNATURE",
             AuthError::Replayed => "MESH_AUTH_REPLAYED",
+            AuthError::CertificateMismatch => "MESH_AUTH_CERT_MISMATCH",
         }
     }
 }
