@@ -211,7 +211,12 @@ async fn connection(
         Some(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(socket)).await
         {
             Ok(Ok(stream)) => {
-                let cert = match stream.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+                let cert = match stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                {
                     None => CertIdentity::None,
                     Some(c) => crate::tls::mailbox_from_certificate(c)
                         .map_or(CertIdentity::Unmapped, CertIdentity::Mailbox),
@@ -230,12 +235,8 @@ async fn connection(
     metrics::gauge!("spine_mesh_connections").decrement(1.0);
 }
 
-async fn serve<S>(
-    stream: S,
-    mesh: Arc<Mesh>,
-    mut stop: watch::Receiver<bool>,
-    cert: CertIdentity,
-) where
+async fn serve<S>(stream: S, mesh: Arc<Mesh>, mut stop: watch::Receiver<bool>, cert: CertIdentity)
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let header_timeout = Duration::from_millis(mesh.config.header_timeout_ms);
