@@ -997,3 +997,76 @@ fn a_non_loopback_native_address_is_refused_unless_allowed() -> anyhow::Result<(
     );
     Ok(())
 }
+
+/// `--max-inbox-depth 2`: a third message to one inbox is refused with
+/// `MSG_LIMIT` (naming the setting), while another inbox still takes one;
+/// collecting frees the inbox again.
+#[test]
+fn the_inbox_depth_limit_refuses_a_third_send_to_one_mailbox_only() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let (mut node, _) = serve_with(data.path(), &["--max-inbox-depth", "2"])?;
+    let server = format!("native://{}", native_addr(&mut node)?);
+    let as_mailbox = |mailbox: &'static str, command: &[&str]| -> anyhow::Result<_> {
+        let mut args = command.to_vec();
+        args.extend([
+            "--server",
+            server.as_str(),
+            "--mailbox",
+            mailbox,
+            "--password",
+            "password",
+        ]);
+        run(&args)
+    };
+    // TEST_WORKFLOW2: X26ABC1 sends to any demo mailbox.
+    let send = |to: &str| {
+        as_mailbox(
+            "X26ABC1",
+            &[
+                "send",
+                "--to",
+                to,
+                "--workflow",
+                "TEST_WORKFLOW2",
+                "--data",
+                "x",
+                "--json",
+            ],
+        )
+    };
+    let mut first = None;
+    for n in 1..=2 {
+        let out = send("X26ABC2")?;
+        assert_eq!(out.code(), 0, "send {n}: {}", out.stderr);
+        let sent: Value = serde_json::from_str(out.stdout.trim())?;
+        first.get_or_insert(
+            sent["message_id"]
+                .as_str()
+                .context("message_id")?
+                .to_owned(),
+        );
+    }
+    let out = send("X26ABC2")?;
+    assert_eq!(out.code(), 5, "refused by the server: {out:?}");
+    assert!(
+        out.stderr.contains("spine: error [MSG_LIMIT]")
+            && out.stderr.contains("inbox depth limit of 2")
+            && out.stderr.contains("--max-inbox-depth"),
+        "{}",
+        out.stderr
+    );
+    let out = send("X26ABC3")?;
+    assert_eq!(out.code(), 0, "another inbox is not full: {}", out.stderr);
+
+    // Acknowledging one makes room for one more.
+    let id = first.context("a message was sent")?;
+    let out = as_mailbox("X26ABC2", &["ack", &id])?;
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let out = send("X26ABC2")?;
+    assert_eq!(out.code(), 0, "room again: {}", out.stderr);
+
+    node.signal("TERM")?;
+    let out = node.wait()?;
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    Ok(())
+}

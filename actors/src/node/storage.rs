@@ -39,11 +39,24 @@ pub struct StorageConfig {
     /// How long after creation a message is purged entirely.
     #[serde(with = "humantime_secs")]
     pub purge_after: Duration,
+    /// Most messages one partition keeps at once, in any status (an
+    /// acknowledged message counts until it is purged); 1 to
+    /// [`MAX_STORED_MESSAGES`]. A send beyond it is refused (`MSG_LIMIT`).
+    pub max_messages: u64,
+    /// Most messages waiting in one inbox; 1 to `max_messages`. A send
+    /// beyond it is refused (`MSG_LIMIT`).
+    pub max_inbox_depth: u64,
 }
+
+/// The largest `max_messages` accepted: about a terabyte of message state
+/// (~1 KB of memory per stored message), far beyond any one node, so a
+/// larger value is a mistake rather than a plan.
+pub const MAX_STORED_MESSAGES: u64 = 1 << 30;
 
 impl Default for StorageConfig {
     fn default() -> Self {
         let wal = WalConfig::default();
+        let store = StoreConfig::default();
         StorageConfig {
             data_dir: PathBuf::from("spine-data"),
             segment_bytes: wal.segment_bytes,
@@ -53,6 +66,8 @@ impl Default for StorageConfig {
             max_in_flight: 65_536,
             inbox_expiry: Duration::from_secs(5 * 24 * 3600),
             purge_after: Duration::from_secs(30 * 24 * 3600),
+            max_messages: store.max_messages,
+            max_inbox_depth: store.max_inbox_depth,
         }
     }
 }
@@ -86,7 +101,8 @@ impl StorageConfig {
         StoreConfig {
             inbox_expiry: self.inbox_expiry,
             purge_after: self.purge_after,
-            ..StoreConfig::default()
+            max_messages: self.max_messages,
+            max_inbox_depth: self.max_inbox_depth,
         }
     }
 
@@ -103,6 +119,14 @@ impl StorageConfig {
                 "inbox_expiry ({}s) must be positive and no longer than purge_after ({}s)",
                 self.inbox_expiry.as_secs(),
                 self.purge_after.as_secs()
+            )));
+        }
+        if !(1..=MAX_STORED_MESSAGES).contains(&self.max_messages)
+            || !(1..=self.max_messages).contains(&self.max_inbox_depth)
+        {
+            return Err(NodeError::Config(format!(
+                "max_messages ({}) must be 1 to {MAX_STORED_MESSAGES}, and max_inbox_depth ({}) 1 to max_messages",
+                self.max_messages, self.max_inbox_depth
             )));
         }
         Ok(())
@@ -243,4 +267,62 @@ pub struct RecoverySummary {
     pub mailboxes: u64,
     /// Messages still uploading (chunked, incomplete).
     pub uploading: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_limits_default_to_the_store_and_pass_through() {
+        let config = StorageConfig::default();
+        let store = StoreConfig::default();
+        assert_eq!(config.max_messages, store.max_messages);
+        assert_eq!(config.max_inbox_depth, store.max_inbox_depth);
+        assert_eq!(config.store(), store);
+        config.validate().unwrap();
+
+        let config = StorageConfig {
+            max_messages: 10,
+            max_inbox_depth: 3,
+            ..StorageConfig::default()
+        };
+        let store = config.store();
+        assert_eq!((store.max_messages, store.max_inbox_depth), (10, 3));
+        assert_eq!(store.inbox_expiry, config.inbox_expiry);
+        assert_eq!(store.purge_after, config.purge_after);
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn store_limits_are_validated() {
+        let with = |max_messages: u64, max_inbox_depth: u64| StorageConfig {
+            max_messages,
+            max_inbox_depth,
+            ..StorageConfig::default()
+        };
+        for (messages, depth) in [(1, 1), (7, 7), (MAX_STORED_MESSAGES, 1)] {
+            with(messages, depth)
+                .validate()
+                .unwrap_or_else(|e| panic!("{messages}/{depth}: {e}"));
+        }
+        for (messages, depth) in [(0, 0), (0, 1), (7, 0), (7, 8), (MAX_STORED_MESSAGES + 1, 1)] {
+            let e = with(messages, depth).validate().unwrap_err();
+            assert_eq!(e.code(), "NODE_CONFIG", "{messages}/{depth}");
+            let text = e.to_string();
+            assert!(
+                text.contains("max_messages") && text.contains("max_inbox_depth"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn store_limits_read_from_and_default_in_the_file_form() {
+        let config: StorageConfig =
+            toml::from_str("max_messages = 100\nmax_inbox_depth = 10\n").unwrap();
+        assert_eq!((config.max_messages, config.max_inbox_depth), (100, 10));
+        let config: StorageConfig = toml::from_str("").unwrap();
+        assert_eq!(config, StorageConfig::default());
+    }
 }

@@ -94,14 +94,14 @@ impl MessageStore {
             return Err(StoreError::Limit {
                 what: "stored messages",
                 limit: self.config.max_messages,
-                hint: "recipients must collect and acknowledge messages, or raise storage.max_messages",
+                hint: "a message counts until it is purged (storage.purge_after after creation, acknowledged or not); raise storage.max_messages (--max-messages) or shorten storage.purge_after (--purge-after-secs)",
             });
         }
         if self.inbox_len(&envelope.recipient) as u64 >= self.config.max_inbox_depth {
             return Err(StoreError::Limit {
                 what: "inbox depth",
                 limit: self.config.max_inbox_depth,
-                hint: "the recipient must collect and acknowledge its messages before more can be delivered",
+                hint: "the recipient must collect and acknowledge its messages before more can be delivered, or raise storage.max_inbox_depth (--max-inbox-depth)",
             });
         }
         Ok(SendCheck::New(Event::Create {

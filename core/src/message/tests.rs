@@ -343,6 +343,47 @@ fn messages_are_purged_after_thirty_days_whatever_their_status() {
 }
 
 #[test]
+fn sends_beyond_the_store_limits_are_refused_naming_the_settings() {
+    let mut h = Harness::new();
+    h.store = MessageStore::new(StoreConfig {
+        max_messages: 3,
+        max_inbox_depth: 2,
+        ..StoreConfig::default()
+    });
+    let first = h.send("X26ABC1", "X26ABC2", b"1");
+    h.send("X26ABC1", "X26ABC2", b"2");
+    // The third to the same inbox is refused; another inbox still takes one.
+    let env = h.envelope("X26ABC1", "X26ABC2", 1);
+    let err = h.store.check_send(env, None).unwrap_err();
+    assert_eq!(err.code(), "MSG_LIMIT");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("inbox depth limit of 2 reached")
+            && text.contains("storage.max_inbox_depth (--max-inbox-depth)"),
+        "{text}"
+    );
+    h.send("X26ABC1", "X26ABC3", b"3");
+    // Acknowledging frees the inbox but not the store: a message counts
+    // until it is purged.
+    h.ack("X26ABC2", &first);
+    let env = h.envelope("X26ABC1", "X26ABC2", 1);
+    let err = h.store.check_send(env, None).unwrap_err();
+    assert_eq!(err.code(), "MSG_LIMIT");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("stored messages limit of 3 reached")
+            && text.contains("storage.max_messages (--max-messages)")
+            && text.contains("storage.purge_after (--purge-after-secs)"),
+        "{text}"
+    );
+    h.now = h.now.saturating_add(30 * DAY);
+    let purges = h.store.purge_events(h.now, 10);
+    h.log(purges.into_iter().map(|e| (e, Bytes::new())).collect());
+    h.send("X26ABC1", "X26ABC2", b"4");
+    h.store.check_invariants().unwrap();
+}
+
+#[test]
 fn replay_refuses_an_event_for_a_message_that_should_exist() {
     let mut h = Harness::new();
     let id = h.send("X26ABC1", "X26ABC2", b"x");

@@ -177,6 +177,12 @@ pub struct SettingFlags {
     /// Seconds after creation a message is purged; at least the inbox expiry [env: SPINE_PURGE_AFTER_SECS] [default: 2592000]
     #[arg(long, value_name = "SECS")]
     pub purge_after_secs: Option<OsString>,
+    /// Most messages a partition keeps at once, in any status (each counts until purged; more sends are refused MSG_LIMIT), 1..=1073741824 [env: SPINE_MAX_MESSAGES] [default: 50000000]
+    #[arg(long, value_name = "N")]
+    pub max_messages: Option<OsString>,
+    /// Most messages waiting in one inbox (more sends to it are refused MSG_LIMIT), 1 up to --max-messages [env: SPINE_MAX_INBOX_DEPTH] [default: 5000000]
+    #[arg(long, value_name = "N")]
+    pub max_inbox_depth: Option<OsString>,
     /// mesh-sandbox mailboxes.jsonl; needs --workflows [env: SPINE_MAILBOXES]
     #[arg(long, value_name = "FILE")]
     pub mailboxes: Option<OsString>,
@@ -338,7 +344,7 @@ pub struct SettingFlags {
 impl SettingFlags {
     /// The flags given, as (setting, raw value) pairs.
     pub fn given(&self) -> Vec<(Setting, OsString)> {
-        let all: [(Setting, Option<OsString>); 60] = [
+        let all: [(Setting, Option<OsString>); 62] = [
             (Setting::DataDir, self.data_dir.clone()),
             (Setting::SegmentBytes, self.segment_bytes.clone()),
             (Setting::MaxRecordBytes, self.max_record_bytes.clone()),
@@ -347,6 +353,8 @@ impl SettingFlags {
             (Setting::MaxInFlight, self.max_in_flight.clone()),
             (Setting::InboxExpiry, self.inbox_expiry_secs.clone()),
             (Setting::PurgeAfter, self.purge_after_secs.clone()),
+            (Setting::MaxMessages, self.max_messages.clone()),
+            (Setting::MaxInboxDepth, self.max_inbox_depth.clone()),
             (Setting::Mailboxes, self.mailboxes.clone()),
             (Setting::Workflows, self.workflows.clone()),
             (Setting::DirectoryToml, self.directory.clone()),
@@ -523,6 +531,10 @@ mod tests {
             "6",
             "--purge-after-secs",
             "7",
+            "--max-messages",
+            "39",
+            "--max-inbox-depth",
+            "40",
             "--mailboxes",
             "m",
             "--workflows",
@@ -636,6 +648,8 @@ mod tests {
                 Setting::MaxInFlight => "5",
                 Setting::InboxExpiry => "6",
                 Setting::PurgeAfter => "7",
+                Setting::MaxMessages => "39",
+                Setting::MaxInboxDepth => "40",
                 Setting::Mailboxes => "m",
                 Setting::Workflows => "w",
                 Setting::DirectoryToml => "t",
@@ -774,6 +788,14 @@ mod tests {
             vec![
                 (Setting::MaxConnections, OsString::from("7")),
                 (Setting::MeshMaxConnections, OsString::from("8")),
+            ]
+        );
+        // The inbox depth (storage) and the inbox page (runtime) are distinct.
+        assert_eq!(
+            given(&["--max-inbox-page", "7", "--max-inbox-depth", "8"]),
+            vec![
+                (Setting::MaxInboxDepth, OsString::from("8")),
+                (Setting::MaxInboxPage, OsString::from("7")),
             ]
         );
         // Storage's in-flight limit and the per-connection one are distinct.
@@ -930,6 +952,55 @@ mod tests {
         };
         assert!(judge(key(1)) && judge(key(1024)));
         assert!(!judge(key(0)) && !judge(key(1025)));
+    }
+
+    /// The ranges the help promises for `[storage]`'s message limits are
+    /// the ones validation enforces (`config::validate`, with every
+    /// problem found, and the node's own `StorageConfig::validate`): each
+    /// end is accepted and one past it is refused; the inbox depth, bounded
+    /// by `--max-messages`, is checked at its stated ends.
+    #[test]
+    fn storage_limit_ranges_in_the_help_match_validation() {
+        use crate::config::NodeConfig;
+
+        let accepted = |config: &NodeConfig| {
+            let mut loaded = crate::config::resolve(None, &[], &|_| None).unwrap();
+            loaded.config = config.clone();
+            let by_config = loaded.validate().is_ok();
+            let by_node = config.storage.validate().is_ok();
+            assert_eq!(by_config, by_node, "{:?}", config.storage);
+            by_config
+        };
+        // Judged alone: the smallest inbox depth, which any store limit
+        // may hold.
+        assert_help_range(Setting::MaxMessages, |config| {
+            let mut alone = config.clone();
+            alone.storage.max_inbox_depth = 1;
+            accepted(&alone)
+        });
+
+        let cmd = Cli::command();
+        let serve = cmd.find_subcommand("serve").unwrap();
+        let help = serve
+            .get_arguments()
+            .find(|a| a.get_long() == Some("max-inbox-depth"))
+            .and_then(|a| a.get_help())
+            .map(|h| h.to_string())
+            .unwrap();
+        assert!(help.contains("1 up to --max-messages"), "{help}");
+        let depth = |messages: u64, depth: u64| {
+            let mut config = NodeConfig::default();
+            config.storage.max_messages = messages;
+            config.storage.max_inbox_depth = depth;
+            accepted(&config)
+        };
+        let most = spine_actors::node::MAX_STORED_MESSAGES;
+        for messages in [1, 1000, NodeConfig::default().storage.max_messages, most] {
+            assert!(depth(messages, 1), "{messages}");
+            assert!(depth(messages, messages), "{messages}");
+            assert!(!depth(messages, 0), "{messages}");
+            assert!(!depth(messages, messages + 1), "{messages}");
+        }
     }
 
     /// The ranges the help promises are the runtime's own: each end is

@@ -228,6 +228,7 @@ fn leak_name(name: &str) -> &'static str {
         "MSG_NOT_RECIPIENT",
         "MSG_NOT_SENDER",
         "MSG_WRONG_STATUS",
+        "MSG_LIMIT",
         "DIR_RECIPIENT_UNREGISTERED",
         "DIR_RECIPIENT_INACTIVE",
         "DIR_WORKFLOW_NOT_REGISTERED",

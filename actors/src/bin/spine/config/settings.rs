@@ -34,6 +34,10 @@ pub enum Setting {
     InboxExpiry,
     /// `storage.purge_after` (seconds).
     PurgeAfter,
+    /// `storage.max_messages` (per partition).
+    MaxMessages,
+    /// `storage.max_inbox_depth`.
+    MaxInboxDepth,
     /// `directory.mailboxes`.
     Mailboxes,
     /// `directory.workflows`.
@@ -143,7 +147,7 @@ pub enum Setting {
 
 impl Setting {
     /// Every setting, in file order.
-    pub const ALL: [Setting; 60] = [
+    pub const ALL: [Setting; 62] = [
         Setting::DataDir,
         Setting::SegmentBytes,
         Setting::MaxRecordBytes,
@@ -152,6 +156,8 @@ impl Setting {
         Setting::MaxInFlight,
         Setting::InboxExpiry,
         Setting::PurgeAfter,
+        Setting::MaxMessages,
+        Setting::MaxInboxDepth,
         Setting::Mailboxes,
         Setting::Workflows,
         Setting::DirectoryToml,
@@ -228,6 +234,8 @@ impl Setting {
             Setting::MaxInFlight => "storage.max_in_flight",
             Setting::InboxExpiry => "storage.inbox_expiry",
             Setting::PurgeAfter => "storage.purge_after",
+            Setting::MaxMessages => "storage.max_messages",
+            Setting::MaxInboxDepth => "storage.max_inbox_depth",
             Setting::Mailboxes => "directory.mailboxes",
             Setting::Workflows => "directory.workflows",
             Setting::DirectoryToml => "directory.toml",
@@ -310,6 +318,8 @@ impl Setting {
             Setting::MaxInFlight => "SPINE_MAX_IN_FLIGHT",
             Setting::InboxExpiry => "SPINE_INBOX_EXPIRY_SECS",
             Setting::PurgeAfter => "SPINE_PURGE_AFTER_SECS",
+            Setting::MaxMessages => "SPINE_MAX_MESSAGES",
+            Setting::MaxInboxDepth => "SPINE_MAX_INBOX_DEPTH",
             Setting::Mailboxes => "SPINE_MAILBOXES",
             Setting::Workflows => "SPINE_WORKFLOWS",
             Setting::DirectoryToml => "SPINE_DIRECTORY_TOML",
@@ -376,6 +386,8 @@ impl Setting {
             Setting::MaxInFlight => "--max-in-flight",
             Setting::InboxExpiry => "--inbox-expiry-secs",
             Setting::PurgeAfter => "--purge-after-secs",
+            Setting::MaxMessages => "--max-messages",
+            Setting::MaxInboxDepth => "--max-inbox-depth",
             Setting::Mailboxes => "--mailboxes",
             Setting::Workflows => "--workflows",
             Setting::DirectoryToml => "--directory",
@@ -460,6 +472,10 @@ impl Setting {
             }
             Setting::PurgeAfter => {
                 storage.purge_after = Duration::from_secs(number(raw, "a number of seconds")?)
+            }
+            Setting::MaxMessages => storage.max_messages = number(raw, "a number of messages")?,
+            Setting::MaxInboxDepth => {
+                storage.max_inbox_depth = number(raw, "a number of messages")?
             }
             Setting::Mailboxes => directory.mailboxes = Some(PathBuf::from(raw)),
             Setting::Workflows => directory.workflows = Some(PathBuf::from(raw)),
@@ -689,6 +705,29 @@ mod tests {
             .apply(&mut c, OsStr::new("99999999999999999999999"))
             .unwrap_err();
         assert!(e.contains("18446744073709551615"), "{e}");
+    }
+
+    #[test]
+    fn store_limits_fill_the_storage_section() {
+        let mut c = NodeConfig::default();
+        Setting::MaxMessages
+            .apply(&mut c, OsStr::new("1000"))
+            .unwrap();
+        Setting::MaxInboxDepth
+            .apply(&mut c, OsStr::new("10"))
+            .unwrap();
+        assert_eq!(
+            (c.storage.max_messages, c.storage.max_inbox_depth),
+            (1000, 10)
+        );
+        let store = c.storage.store();
+        assert_eq!((store.max_messages, store.max_inbox_depth), (1000, 10));
+        for bad in ["", "-1", "1e6", "5M", "18446744073709551616"] {
+            let e = Setting::MaxInboxDepth
+                .apply(&mut c, OsStr::new(bad))
+                .unwrap_err();
+            assert!(e.contains("a number of messages"), "{bad:?}: {e}");
+        }
     }
 
     #[test]

@@ -345,6 +345,8 @@ fn upper_bounds_hold() {
         (Setting::MaxBatchRecords, "1048577"),
         (Setting::MaxInFlight, "16777217"),
         (Setting::InboxExpiry, "315360001"),
+        (Setting::MaxMessages, "1073741825"),
+        (Setting::MaxInboxDepth, "1073741825"),
         (Setting::HashIterations, "10000001"),
     ] {
         let l = resolve_with(None, &[(setting, value)], &Env::default()).unwrap();
@@ -356,11 +358,179 @@ fn upper_bounds_hold() {
         &[
             (Setting::SegmentBytes, "4294967296"),
             (Setting::MaxInFlight, "16777216"),
+            (Setting::MaxMessages, "1073741824"),
+            (Setting::MaxInboxDepth, "1073741824"),
         ],
         &Env::default(),
     )
     .unwrap();
     l.validate().unwrap();
+}
+
+#[test]
+fn store_limits_layer_print_and_are_checked_with_origins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_file(
+        tmp.path(),
+        "[storage]\nmax_messages = 1000\nmax_inbox_depth = 10\n",
+    );
+    // File only.
+    let l = resolve_with(Some(&file), &[], &Env::default()).unwrap();
+    assert_eq!(
+        (
+            l.config.storage.max_messages,
+            l.config.storage.max_inbox_depth
+        ),
+        (1000, 10)
+    );
+    assert_eq!(l.origin(Setting::MaxMessages), Origin::File(file.clone()));
+    l.validate().unwrap();
+    assert_eq!(l.config.storage.store().max_inbox_depth, 10);
+    // Env over file, flag over env.
+    let env = Env::default()
+        .with("SPINE_MAX_MESSAGES", "2000")
+        .with("SPINE_MAX_INBOX_DEPTH", "20");
+    let l = resolve_with(Some(&file), &[(Setting::MaxInboxDepth, "30")], &env).unwrap();
+    assert_eq!(l.config.storage.max_messages, 2000);
+    assert_eq!(
+        l.origin(Setting::MaxMessages),
+        Origin::Env("SPINE_MAX_MESSAGES")
+    );
+    assert_eq!(l.config.storage.max_inbox_depth, 30);
+    assert_eq!(
+        l.origin(Setting::MaxInboxDepth),
+        Origin::Flag("--max-inbox-depth")
+    );
+    l.validate().unwrap();
+    let text = l.to_toml().unwrap();
+    for line in [
+        "max_messages = 2000  # environment variable SPINE_MAX_MESSAGES",
+        "max_inbox_depth = 30  # flag --max-inbox-depth",
+    ] {
+        assert!(text.contains(line), "{line:?} missing:\n{text}");
+    }
+    let reparsed = super::file::parse(Path::new("printed"), &text).unwrap();
+    assert_eq!(reparsed.config, l.config);
+    let defaults = resolve_with(None, &[], &Env::default())
+        .unwrap()
+        .to_toml()
+        .unwrap();
+    assert!(
+        defaults.contains("max_messages = 50000000  # built-in default")
+            && defaults.contains("max_inbox_depth = 5000000  # built-in default"),
+        "{defaults}"
+    );
+
+    // Out of range: each reported with its origin.
+    let env = Env::default().with("SPINE_MAX_INBOX_DEPTH", "0");
+    let p = problems(
+        resolve_with(None, &[(Setting::MaxMessages, "0")], &env)
+            .unwrap()
+            .validate()
+            .unwrap_err(),
+    );
+    let settings: Vec<Setting> = p.iter().map(|p| p.setting).collect();
+    assert_eq!(
+        settings,
+        vec![Setting::MaxMessages, Setting::MaxInboxDepth],
+        "{p:?}"
+    );
+    assert_eq!(
+        p[0].to_string(),
+        "storage.max_messages = 0 (from flag --max-messages): must be between 1 and 1073741824 messages"
+    );
+    assert_eq!(
+        p[1].to_string(),
+        "storage.max_inbox_depth = 0 (from environment variable SPINE_MAX_INBOX_DEPTH): must be between 1 and 1073741824 messages"
+    );
+    // A bad store limit alone is reported once, not again for the depth.
+    let p = problems(
+        resolve_with(
+            None,
+            &[(Setting::MaxMessages, "1073741825")],
+            &Env::default(),
+        )
+        .unwrap()
+        .validate()
+        .unwrap_err(),
+    );
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].setting, Setting::MaxMessages);
+    // A zero depth is judged against the store limit in force.
+    let p = problems(
+        resolve_with(
+            Some(&file),
+            &[(Setting::MaxInboxDepth, "0")],
+            &Env::default(),
+        )
+        .unwrap()
+        .validate()
+        .unwrap_err(),
+    );
+    assert_eq!(
+        p[0].to_string(),
+        "storage.max_inbox_depth = 0 (from flag --max-inbox-depth): must be between 1 and 1000 messages"
+    );
+
+    // Deeper than the store: blamed on the depth, naming the store limit,
+    // where it came from and how to set it.
+    let p = problems(
+        resolve_with(
+            Some(&file),
+            &[(Setting::MaxInboxDepth, "1001")],
+            &Env::default(),
+        )
+        .unwrap()
+        .validate()
+        .unwrap_err(),
+    );
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].setting, Setting::MaxInboxDepth);
+    let text = p[0].to_string();
+    assert!(
+        text.starts_with(
+            "storage.max_inbox_depth = 1001 (from flag --max-inbox-depth): is larger than storage.max_messages (1000, from config file"
+        ) && text.contains("flag --max-messages, env SPINE_MAX_MESSAGES"),
+        "{text}"
+    );
+    // Lowering the store limit below the default depth is the same mistake.
+    let env = Env::default().with("SPINE_MAX_MESSAGES", "100");
+    let p = problems(
+        resolve_with(None, &[], &env)
+            .unwrap()
+            .validate()
+            .unwrap_err(),
+    );
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].setting, Setting::MaxInboxDepth);
+    assert!(
+        p[0].to_string().starts_with(
+            "storage.max_inbox_depth = 5000000 (from built-in default): is larger than storage.max_messages (100, from environment variable SPINE_MAX_MESSAGES"
+        ),
+        "{}",
+        p[0]
+    );
+    // Equal is fine, at either end.
+    for (messages, depth) in [("1", "1"), ("1073741824", "1073741824")] {
+        resolve_with(
+            None,
+            &[
+                (Setting::MaxMessages, messages),
+                (Setting::MaxInboxDepth, depth),
+            ],
+            &Env::default(),
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+    }
+    // Not a number: refused while parsing, naming the source.
+    let e = resolve_with(None, &[(Setting::MaxMessages, "50M")], &Env::default()).unwrap_err();
+    assert_eq!(e.code(), "CONFIG_VALUE_UNPARSABLE");
+    assert!(
+        e.to_string().contains("--max-messages") && e.to_string().contains("a number of messages"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::ops::RangeInclusive;
 use std::path::Path;
 
 use spine_actors::mesh::MeshConfig;
-use spine_actors::node::RuntimeConfig;
+use spine_actors::node::{RuntimeConfig, MAX_STORED_MESSAGES};
 use spine_actors::transport::NetworkConfig;
 use spine_core::directory::credentials::{MAX_HASH_ITERATIONS, MIN_HASH_ITERATIONS};
 
@@ -33,6 +33,9 @@ pub const MAX_BATCH_BYTES: RangeInclusive<usize> = 1..=(1 << 30);
 pub const MAX_IN_FLIGHT: RangeInclusive<usize> = 1..=(1 << 24);
 /// Longest retention accepted for either duration: ten years, in seconds.
 pub const MAX_RETENTION_SECS: u64 = 3650 * 24 * 3600;
+/// Messages one partition keeps at once (the node's own limit,
+/// `StorageConfig::validate`); the inbox depth is 1 up to this setting.
+pub const MAX_MESSAGES: RangeInclusive<u64> = 1..=MAX_STORED_MESSAGES;
 
 struct Checker<'a> {
     loaded: &'a Loaded,
@@ -144,6 +147,33 @@ fn storage(c: &mut Checker<'_>) {
             format!(
                 "is shorter than storage.inbox_expiry ({expiry} seconds, from {}); a message must stay until it expires, so set purge_after to at least inbox_expiry",
                 c.loaded.origin(Setting::InboxExpiry)
+            ),
+        );
+    }
+    store_limits(c);
+}
+
+/// `storage.max_messages`, and `storage.max_inbox_depth` up to it (one
+/// inbox lives in one partition's store). While `max_messages` is out of
+/// its own range (reported as such) the depth is judged against the
+/// largest it may be, so the one mistake is not reported twice.
+fn store_limits(c: &mut Checker<'_>) {
+    let s = &c.loaded.config.storage;
+    let (messages, depth) = (s.max_messages, s.max_inbox_depth);
+    c.range(Setting::MaxMessages, messages, MAX_MESSAGES, "messages");
+    if !MAX_MESSAGES.contains(&messages) {
+        c.range(Setting::MaxInboxDepth, depth, MAX_MESSAGES, "messages");
+    } else if depth == 0 {
+        c.range(Setting::MaxInboxDepth, depth, 1..=messages, "messages");
+    } else if depth > messages {
+        c.fail(
+            Setting::MaxInboxDepth,
+            depth,
+            format!(
+                "is larger than storage.max_messages ({messages}, from {}; flag {}, env {}); an inbox cannot hold more messages than its partition keeps, so set max_inbox_depth to at most max_messages",
+                c.loaded.origin(Setting::MaxMessages),
+                Setting::MaxMessages.flag(),
+                Setting::MaxMessages.env()
             ),
         );
     }
