@@ -338,7 +338,10 @@ mod tests {
         assert_eq!(with(("Mex-Content-Checksum", "a;b")).mesh_code, "06");
         // Found by the mesh_headers fuzz target: a no-break space passed
         // `is_whitespace` here but the envelope refuses it later.
-        assert_eq!(with(("Mex-Content-Checksum", "md5 0123\u{a0}abcd")).mesh_code, "06");
+        assert_eq!(
+            with(("Mex-Content-Checksum", "md5 0123\u{a0}abcd")).mesh_code,
+            "06"
+        );
         assert_eq!(with(("Mex-Content-Checksum", "md5\tabc")).mesh_code, "06");
         assert_eq!(with(("Mex-Content-Compressed", "maybe")).mesh_code, "06");
         assert_eq!(with(("Mex-Subject", &"s".repeat(501))).mesh_code, "06");
