@@ -9,6 +9,7 @@
 //! emits.
 
 pub mod expiry;
+pub mod listen;
 pub mod memory;
 pub mod mesh;
 pub mod metrics;

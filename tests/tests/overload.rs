@@ -1321,8 +1321,6 @@ async fn a_client_that_never_reads_its_downloads_holds_bounded_server_memory() -
 /// back take ~50 s instead of ~2 s). A dropped SYN is a 1 s cliff, so a
 /// connect taking 900 ms or more shows one.
 #[test]
-#[ignore = "FINDING: the native and MESH listeners have a listen backlog of 128, so connection \
-            bursts lose SYNs and clients wait 1 s or more to connect"]
 fn a_burst_of_connections_is_accepted_without_dropped_syns() -> anyhow::Result<()> {
     raise_nofile_limit()?;
     let node = Node::start(&["--handshake-timeout-ms", "600000"])?;

@@ -112,9 +112,8 @@ impl MeshServer {
             .listen
             .parse()
             .map_err(|_| MeshServerError::Config(format!("{:?} is not IP:PORT", config.listen)))?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| MeshServerError::Bind { addr, source })?;
+        let listener =
+            crate::listen::bind(addr).map_err(|source| MeshServerError::Bind { addr, source })?;
         let local = listener
             .local_addr()
             .map_err(|source| MeshServerError::Bind { addr, source })?;

@@ -158,13 +158,11 @@ impl Transports {
                 }
                 None => None,
             };
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| TransportError::Bind {
-                    transport: "native",
-                    addr,
-                    source,
-                })?;
+            let listener = crate::listen::bind(addr).map_err(|source| TransportError::Bind {
+                transport: "native",
+                addr,
+                source,
+            })?;
             let local = listener
                 .local_addr()
                 .map_err(|source| TransportError::Bind {
