@@ -8,6 +8,7 @@
 //! randomness; [`metrics`] the Prometheus exporter and the series the node
 //! emits.
 
+mod budget;
 pub mod expiry;
 pub mod listen;
 pub mod memory;

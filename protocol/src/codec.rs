@@ -7,6 +7,9 @@
 //! - `decode` returns `Ok(None)` until a whole frame is buffered, whatever
 //!   the split of the bytes (one byte at a time works), and never consumes a
 //!   partial frame.
+//! - Before `HELLO`, the server's codec (`set_before_hello`) refuses any
+//!   frame longer than a `HELLO` can be, fatally and before buffering it:
+//!   an unauthenticated peer cannot make the server hold a large frame.
 //! - The length prefix is checked against the limit, and the version byte
 //!   against [`PROTOCOL_VERSION`], as soon as they arrive, before the rest
 //!   of the frame is buffered; both errors are fatal.
@@ -41,13 +44,18 @@ fn be_u32(src: &[u8], at: usize) -> Option<u32> {
 #[derive(Clone, Debug, Default)]
 pub struct FrameCodec {
     limits: Limits,
+    /// Whether frames are capped at [`Limits::max_frame_length_before_hello`].
+    before_hello: bool,
 }
 
 impl FrameCodec {
     /// A frame codec enforcing `limits` (checked with [`Limits::validate`]).
     pub fn new(limits: Limits) -> Result<FrameCodec, ProtocolError> {
         limits.validate()?;
-        Ok(FrameCodec { limits })
+        Ok(FrameCodec {
+            limits,
+            before_hello: false,
+        })
     }
 
     /// The limits in force.
@@ -74,6 +82,15 @@ impl FrameCodec {
                 len,
                 max,
             }));
+        }
+        let before_hello = self.limits.max_frame_length_before_hello();
+        if self.before_hello && len > before_hello {
+            return Err(DecodeError::stream(
+                ProtocolError::FrameTooLargeBeforeHello {
+                    len,
+                    max: before_hello,
+                },
+            ));
         }
         if let Some(&version) = src.get(LENGTH_PREFIX_LEN) {
             if version != PROTOCOL_VERSION {
@@ -257,6 +274,18 @@ impl ServerCodec {
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
         self.frames.limits()
+    }
+
+    /// Whether to refuse (fatally) any frame longer than `HELLO` can be:
+    /// set while the connection has not authenticated.
+    pub fn set_before_hello(&mut self, before_hello: bool) {
+        self.frames.before_hello = before_hello;
+    }
+
+    /// The length of the frame at the front of `src` (length prefix
+    /// included), once its prefix has arrived: what reading it will buffer.
+    pub fn pending_frame_bytes(src: &[u8]) -> Option<u64> {
+        be_u32(src, 0).map(|len| u64::from(len) + LENGTH_PREFIX_LEN as u64)
     }
 
     /// The next request and its id, or `Ok(None)` while incomplete. On an

@@ -46,6 +46,17 @@ pub enum ProtocolError {
         /// The largest allowed.
         max: u64,
     },
+    /// A frame before authentication longer than `HELLO` or `PING` can be.
+    #[error(
+        "frame length {len} exceeds the limit of {max} bytes for a connection that has not \
+         authenticated; send HELLO (mailbox and password) first"
+    )]
+    FrameTooLargeBeforeHello {
+        /// The length prefix.
+        len: u64,
+        /// The largest allowed before `HELLO` succeeds.
+        max: u64,
+    },
     /// The version byte is not [`crate::PROTOCOL_VERSION`].
     #[error("protocol version {version} is not supported; this peer speaks version {supported}")]
     UnsupportedVersion {
@@ -243,9 +254,13 @@ pub enum ProtocolError {
 
 /// Every code with its wire class; the single table both
 /// [`ErrorCode::code`] and [`WireErrorCode::from_name`] agree with.
-const CODES: [(&str, WireErrorCode); 23] = [
+const CODES: [(&str, WireErrorCode); 24] = [
     ("PROTO_FRAME_TOO_SHORT", WireErrorCode::BadFrame),
     ("PROTO_FRAME_TOO_LARGE", WireErrorCode::FrameTooLarge),
+    (
+        "PROTO_FRAME_TOO_LARGE_BEFORE_HELLO",
+        WireErrorCode::FrameTooLarge,
+    ),
     (
         "PROTO_UNSUPPORTED_VERSION",
         WireErrorCode::UnsupportedVersion,
@@ -277,6 +292,7 @@ impl ErrorCode for ProtocolError {
         match self {
             ProtocolError::FrameTooShort { .. } => "PROTO_FRAME_TOO_SHORT",
             ProtocolError::FrameTooLarge { .. } => "PROTO_FRAME_TOO_LARGE",
+            ProtocolError::FrameTooLargeBeforeHello { .. } => "PROTO_FRAME_TOO_LARGE_BEFORE_HELLO",
             ProtocolError::UnsupportedVersion { .. } => "PROTO_UNSUPPORTED_VERSION",
             ProtocolError::MetaOutOfBounds { .. } => "PROTO_META_OUT_OF_BOUNDS",
             ProtocolError::UnknownKind { .. } => "PROTO_UNKNOWN_KIND",
@@ -311,6 +327,7 @@ impl ProtocolError {
             self,
             ProtocolError::FrameTooShort { .. }
                 | ProtocolError::FrameTooLarge { .. }
+                | ProtocolError::FrameTooLargeBeforeHello { .. }
                 | ProtocolError::UnsupportedVersion { .. }
                 | ProtocolError::MetaOutOfBounds { .. }
         )
@@ -401,6 +418,7 @@ mod tests {
         let samples = [
             ProtocolError::FrameTooShort { len: 1, min: 16 },
             ProtocolError::FrameTooLarge { len: 9, max: 8 },
+            ProtocolError::FrameTooLargeBeforeHello { len: 9, max: 8 },
             ProtocolError::UnsupportedVersion {
                 version: 2,
                 supported: 1,

@@ -22,6 +22,9 @@ pub const MAX_IDEMPOTENCY_KEY_BYTES: usize =
     spine_core::message::commands::MAX_IDEMPOTENCY_KEY_BYTES;
 /// Longest `workflow_filter` in an inbox listing, in bytes (the node's limit).
 pub const MAX_WORKFLOW_FILTER_BYTES: usize = spine_core::message::filter::MAX_FILTER_LEN;
+/// Room in a `HELLO` frame's meta for everything but the password and
+/// client name (the mailbox id, the archive's own overhead), with margin.
+const HELLO_META_SLACK_BYTES: u64 = 4 * 1024;
 /// Longest `server_name` in `HELLO_OK`, in bytes.
 pub const MAX_SERVER_NAME_BYTES: usize = 128;
 /// Longest `mailbox_name` in a look-up answer, in bytes.
@@ -85,6 +88,22 @@ impl Limits {
     /// prefix, the largest meta and the largest payload.
     pub const fn max_frame_length(&self) -> u64 {
         MIN_FRAME_LENGTH as u64 + self.max_meta_bytes as u64 + self.max_payload_bytes as u64
+    }
+
+    /// Largest value of the length prefix a server reads before the
+    /// connection has authenticated: only `HELLO` (no payload; its fields
+    /// bounded by these limits) and `PING` are served then, so an
+    /// unauthenticated peer cannot make the server buffer a large frame.
+    pub const fn max_frame_length_before_hello(&self) -> u64 {
+        let hello = MIN_FRAME_LENGTH as u64
+            + HELLO_META_SLACK_BYTES
+            + self.max_password_bytes as u64
+            + self.max_client_name_bytes as u64;
+        if hello < self.max_frame_length() {
+            hello
+        } else {
+            self.max_frame_length()
+        }
     }
 
     /// Checks the limits are usable: every limit at least 1, the largest

@@ -28,11 +28,14 @@
 //! (slow-loris headers dropped at the header timeout; connections over the
 //! MESH limit closed; bodies bounded before and after gzip).
 //!
-//! Five tests are `#[ignore]`d findings: each states a promise the node
-//! does not keep yet (see its doc) and fails today; run them with
-//! `--ignored`: a HELLO deadline on plain TCP; memory for unauthenticated
-//! partial frames; memory for unread downloads; the MESH byte budget
-//! (concurrent uploads deadlock); the listen backlog (bursts lose SYNs).
+//! - Unauthenticated and non-reading native clients: a connection that
+//!   never sends `HELLO` is closed at the handshake timeout; frames longer
+//!   than a `HELLO` are refused before authentication; a client pipelining
+//!   large DOWNLOADs it never reads holds at most its connection's byte
+//!   budget; concurrent MESH uploads beyond the node's byte budget wait
+//!   for it and are all accepted; a burst of 1,000 connections loses no
+//!   SYN. (Each was a finding of this suite; its test doc says what was
+//!   wrong.)
 //!
 //! Timing: nothing asserts a throughput. Latency bounds for the
 //! well-behaved client are generous (seconds) and only catch a node that
@@ -1110,16 +1113,11 @@ fn token(mailbox: &str) -> String {
 /// each wait for the budget (their bodies stall in TCP) and all be
 /// answered 202 and stored whole; none refused.
 ///
-/// FINDING: `mesh/body.rs` takes the budget piecemeal, as body frames
-/// arrive, while holding what it took: concurrent uploads each hold part
-/// of the budget and all wait for more, so none completes. They deadlock
-/// until `mesh.body_timeout_ms` (10 minutes by default; 5 s here) and are
-/// then refused with 408 `MESH_BODY_TIMEOUT`, although the module promises
-/// that waiting readers "are never refused". Any set of concurrent uploads
-/// larger in total than `mesh.max_buffered_bytes` can hit it.
+/// (Found here: the budget used to be taken piecemeal as body frames
+/// arrived, so concurrent uploads each held part of it, all waited for
+/// more, and were refused with 408 at the body timeout. Each request now
+/// reserves its whole size before reading.)
 #[test]
-#[ignore = "FINDING: concurrent MESH uploads beyond mesh.max_buffered_bytes deadlock on the \
-            piecemeal budget and are refused with 408 at the body timeout"]
 fn mesh_uploads_over_the_byte_budget_wait_and_are_all_accepted() -> anyhow::Result<()> {
     let node = Node::start(&[
         "--mesh-max-buffered-bytes",
@@ -1185,17 +1183,14 @@ fn mesh_uploads_over_the_byte_budget_wait_and_are_all_accepted() -> anyhow::Resu
 }
 
 // ---------------------------------------------------------------------------
-// 5. Findings: promises not kept yet
+// 5. Unauthenticated and non-reading native clients
 // ---------------------------------------------------------------------------
 
-/// `network.handshake_timeout_ms` is documented as "how long a new
-/// connection has for its TLS handshake and `HELLO`", but over plain TCP
-/// nothing bounds the wait for `HELLO`: a connection that never speaks
-/// holds one of the `max_connections` slots for ever, so 10,000 silent
-/// connections lock every client out (BUSY) indefinitely.
+/// `network.handshake_timeout_ms` is "how long a new connection has for its
+/// TLS handshake and `HELLO`": a plain-TCP connection that never speaks is
+/// told why and closed, instead of holding one of the `max_connections`
+/// slots for ever (10,000 silent connections would lock every client out).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "FINDING: plain-TCP connections that never send HELLO are never closed \
-            (handshake_timeout_ms is applied to TLS and QUIC handshakes only)"]
 async fn a_connection_that_never_says_hello_is_closed_after_the_handshake_timeout(
 ) -> anyhow::Result<()> {
     let node = blocking(|| Node::start(&["--handshake-timeout-ms", "300"]))?;
@@ -1218,26 +1213,25 @@ async fn a_connection_that_never_says_hello_is_closed_after_the_handshake_timeou
     Ok(())
 }
 
-/// Before `HELLO`, only `PING` is served, yet the server buffers a frame of
-/// any size up to the payload limit (16 MiB by default) from anyone: 32
-/// unauthenticated connections each sending 15 MiB of a declared 16 MiB
-/// frame make the server hold ~480 MiB, and `max_connections` (10,000)
-/// allows ~160 GiB. There is no node-wide budget for partly received
-/// native frames (the MESH API has one: `mesh.max_buffered_bytes`).
+/// Before `HELLO`, only `HELLO` and `PING` are served, so the server reads
+/// no frame longer than a `HELLO` can be: 32 unauthenticated connections
+/// each sending 15 MiB of a declared 16 MiB frame are refused at the
+/// length prefix (`PROTO_FRAME_TOO_LARGE_BEFORE_HELLO`) and closed, and
+/// server memory does not grow. (Before the fix the server buffered each,
+/// ~480 MiB here and up to ~160 GiB with 10,000 connections.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "FINDING: unauthenticated native connections can make the server buffer up to \
-            max_payload_bytes each (no limit before HELLO, no node-wide byte budget)"]
 async fn unauthenticated_partial_frames_do_not_grow_server_memory() -> anyhow::Result<()> {
     let node = blocking(|| Node::start(&[]))?;
     let pid = node.pid()?;
     let before = vm_rss(pid)?;
     let declared: u32 = 16 << 20;
     let sent = 15 << 20;
-    let mut conns = Vec::new();
+    let mut refused = 0;
     for _ in 0..32 {
         let mut raw = Raw::connect(node.native).await?;
         // A SEND frame header (kind 0x02, request id 1, no meta) declaring
-        // a 16 MiB payload, then 15 MiB of it.
+        // a 16 MiB payload, then 15 MiB of it (as much as the server takes
+        // before it closes the connection).
         let mut frame = Vec::with_capacity(sent + 20);
         frame.put_u32(16 + declared);
         frame.put_u8(spine_protocol::PROTOCOL_VERSION);
@@ -1245,18 +1239,36 @@ async fn unauthenticated_partial_frames_do_not_grow_server_memory() -> anyhow::R
         frame.put_u16(0);
         frame.put_u64(1);
         frame.put_u32(0);
-        frame.resize(20 + sent, 0x5a);
         step("write", raw.socket.write_all(&frame)).await??;
-        conns.push(raw);
+        frame.clear();
+        frame.resize(sent, 0x5a);
+        let answer = step("answer", raw.read()).await??;
+        // The rest is refused too (the server has stopped reading).
+        let _ = tokio::time::timeout(STEP, raw.socket.write_all(&frame)).await;
+        match answer {
+            Some((0, Response::Error(e))) => {
+                ensure!(
+                    e.name == "PROTO_FRAME_TOO_LARGE_BEFORE_HELLO"
+                        && e.code == WireErrorCode::FrameTooLarge as u16
+                        && e.message.contains("send HELLO"),
+                    "{e:?}"
+                );
+                refused += 1;
+            }
+            other => bail!("expected a refusal before HELLO, got {other:?}"),
+        }
+        ensure!(
+            step("close", raw.read()).await??.is_none(),
+            "closed after the refusal"
+        );
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = vm_rss(pid)?;
     eprintln!(
-        "32 unauthenticated partial frames: server RSS {} MiB → {} MiB",
+        "32 unauthenticated 16 MiB frames ({refused} refused): server RSS {} MiB → {} MiB",
         before / MIB,
         after / MIB
     );
-    drop(conns);
     blocking(|| node.stop())?;
     ensure!(
         after.saturating_sub(before) < 64 * MIB,
@@ -1267,14 +1279,11 @@ async fn unauthenticated_partial_frames_do_not_grow_server_memory() -> anyhow::R
 }
 
 /// One authenticated client that asks for the same 16 MiB message 48 times
-/// without reading makes the server hold a copy per request: each DOWNLOAD
-/// in flight reads the whole chunk into memory and waits for room in the
-/// connection's outbox (bounded in frames, not bytes). The bound is
-/// `max_in_flight` per connection (1,024) × the chunk size (up to 100 MiB
-/// by default) per connection, i.e. none in practice.
+/// without reading makes the server hold at most its connection's byte
+/// budget (`max_connection_buffered_bytes`, 64 MiB by default): each
+/// DOWNLOAD reserves its chunk's length before reading it and keeps it
+/// until the chunk is written. (Before the fix each held a copy: 768 MiB.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "FINDING: pipelined DOWNLOADs that are never read hold a whole chunk each in server \
-            memory (bounded only by max_in_flight × chunk size per connection)"]
 async fn a_client_that_never_reads_its_downloads_holds_bounded_server_memory() -> anyhow::Result<()>
 {
     let node = blocking(|| Node::start(&[]))?;

@@ -9,11 +9,15 @@
 //!   (`max_buffered_bytes`) until the request is answered; when the budget
 //!   is spent, readers wait (backpressure: the client's upload stalls in
 //!   TCP), they are never refused and nothing is dropped.
+//! - A request takes its whole reservation at once before reading (its
+//!   Content-Length, or `max_request_bytes` when the size is unknown or the
+//!   body is gzip), never piecemeal: requests holding part of the budget
+//!   while all waiting for more would deadlock. The config keeps
+//!   `max_buffered_bytes >= max_request_bytes`, so one request always fits.
 //! - Reading the body has a deadline (`body_timeout`): a client that
 //!   trickles bytes loses its connection instead of holding a slot.
 
 use std::io::{Read, Write};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -21,17 +25,15 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use spine_protocol::mesh::error::MeshError;
 use spine_protocol::mesh::headers::BodyEncoding;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Budget unit: permits count KiB so a `u32` permit count covers terabytes.
-const UNIT: u64 = 1024;
+use crate::budget::{ByteBudget, Reserved};
 
 /// A request body and the budget it holds.
 #[derive(Debug)]
 pub(crate) struct Received {
     /// The (decoded) bytes.
     pub(crate) bytes: Bytes,
-    _budget: Option<OwnedSemaphorePermit>,
+    _budget: Reserved,
 }
 
 fn too_large(max: u64) -> MeshError {
@@ -51,7 +53,7 @@ pub(crate) async fn read(
     body: Incoming,
     encoding: BodyEncoding,
     max: u64,
-    budget: &Arc<Semaphore>,
+    budget: &ByteBudget,
     timeout: Duration,
 ) -> Result<Received, MeshError> {
     match tokio::time::timeout(timeout, read_inner(body, encoding, max, budget)).await {
@@ -73,11 +75,23 @@ async fn read_inner(
     mut body: Incoming,
     encoding: BodyEncoding,
     max: u64,
-    budget: &Arc<Semaphore>,
+    budget: &ByteBudget,
 ) -> Result<Received, MeshError> {
+    // The whole reservation is taken at once, before a byte is read: a
+    // request that held part of the budget while waiting for more would,
+    // with others doing the same, deadlock them all. With Content-Length
+    // and no compression the body's size is known; otherwise the most it
+    // may decode to is reserved, and the excess given back once read.
+    let declared = hyper::body::Body::size_hint(&body).exact();
+    if declared.is_some_and(|len| len > max) {
+        return Err(too_large(max));
+    }
+    let reserve = match (encoding, declared) {
+        (BodyEncoding::Identity, Some(len)) => len,
+        _ => max,
+    };
+    let mut held = budget.reserve(reserve).await.map_err(|_| shutting_down())?;
     let mut buf = BytesMut::new();
-    let mut held: Option<OwnedSemaphorePermit> = None;
-    let mut held_units = 0u64;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
             MeshError::new(
@@ -95,19 +109,6 @@ async fn read_inner(
         if total > max {
             return Err(too_large(max));
         }
-        let need = total.div_ceil(UNIT);
-        if need > held_units {
-            let more = u32::try_from(need - held_units).unwrap_or(u32::MAX);
-            let permit = Arc::clone(budget)
-                .acquire_many_owned(more)
-                .await
-                .map_err(|_| shutting_down())?;
-            held_units += u64::from(more);
-            match &mut held {
-                Some(h) => h.merge(permit),
-                None => held = Some(permit),
-            }
-        }
         if buf.is_empty() && data.len() as u64 == total {
             // Usually one frame: keep it without copying when possible.
             buf = BytesMut::from(data);
@@ -120,6 +121,9 @@ async fn read_inner(
         BodyEncoding::Identity => raw,
         BodyEncoding::Gzip => gunzip(&raw, max)?,
     };
+    // Keep only what the body holds (hyper never yields more than its
+    // Content-Length, so the body never holds more than was reserved).
+    held.shrink_to(bytes.len() as u64);
     Ok(Received {
         bytes,
         _budget: held,

@@ -31,13 +31,13 @@ use spine_protocol::mesh::error::MeshError;
 use spine_protocol::mesh::route::{Method, Route, RouteError};
 use spine_protocol::mesh::version::{AcceptError, ApiVersion};
 use spine_protocol::mesh::views;
-use tokio::sync::Semaphore;
 
 use super::config::MeshConfig;
 use super::errors::from_auth;
 use super::replay::{ReplayCache, Seen};
 use super::reply::{self, Body, Ctx};
 use super::{admin, lookup, mailbox, outbox};
+use crate::budget::ByteBudget;
 use crate::node::NodeHandle;
 
 /// State shared by every MESH request.
@@ -48,8 +48,8 @@ pub(crate) struct Mesh {
     replay: ReplayCache,
     /// Client certificates are required: one must name the token's mailbox.
     require_cert: bool,
-    /// Request-body bytes buffered across requests (KiB permits).
-    pub(crate) budget: Arc<Semaphore>,
+    /// Request-body bytes buffered across requests.
+    pub(crate) budget: ByteBudget,
     next_request: AtomicU64,
 }
 
@@ -74,15 +74,12 @@ pub(crate) struct Caller {
 
 impl Mesh {
     pub(crate) fn new(node: NodeHandle, config: MeshConfig, require_cert: bool) -> Mesh {
-        let units = usize::try_from(config.max_buffered_bytes / 1024)
-            .unwrap_or(usize::MAX)
-            .min(Semaphore::MAX_PERMITS);
         Mesh {
             replay: ReplayCache::new(
                 config.replay_nonces,
                 Duration::from_secs(config.token_window_secs),
             ),
-            budget: Arc::new(Semaphore::new(units)),
+            budget: ByteBudget::new(config.max_buffered_bytes),
             require_cert,
             next_request: AtomicU64::new(1),
             node,

@@ -34,6 +34,7 @@ use super::types::{
     ChunkOutcome, Download, InboxPage, InjectReport, MessageView, Notification, SendOutcome,
     SendRequest,
 };
+use crate::budget::{ByteBudget, Reserved};
 use crate::partition::msg::Reply;
 use crate::partition::PartitionMsg;
 use crate::service::{MailboxSummary, ServiceMsg};
@@ -440,6 +441,32 @@ impl NodeHandle {
         id: &MessageId,
         chunk_no: u32,
     ) -> Result<Download, RequestError> {
+        self.download_reserving(mailbox, id, chunk_no, None)
+            .await
+            .map(|(d, _)| d)
+    }
+
+    /// [`NodeHandle::download`], reserving the chunk's length from `budget`
+    /// before reading it (waiting for room): what the reservation returned
+    /// holds is the memory the chunk occupies.
+    pub(crate) async fn download_within(
+        &self,
+        mailbox: &MailboxId,
+        id: &MessageId,
+        chunk_no: u32,
+        budget: &ByteBudget,
+    ) -> Result<(Download, Option<Reserved>), RequestError> {
+        self.download_reserving(mailbox, id, chunk_no, Some(budget))
+            .await
+    }
+
+    async fn download_reserving(
+        &self,
+        mailbox: &MailboxId,
+        id: &MessageId,
+        chunk_no: u32,
+        budget: Option<&ByteBudget>,
+    ) -> Result<(Download, Option<Reserved>), RequestError> {
         let view = self.get(id).await?;
         if &view.envelope.recipient != mailbox {
             return Err(StoreError::NotRecipient {
@@ -458,11 +485,12 @@ impl NodeHandle {
         }
         let total = view.chunks.len() as u32;
         if total == 0 && chunk_no == 1 {
-            return Ok(Download {
+            let empty = Download {
                 view,
                 chunk_no,
                 body: Bytes::new(),
-            });
+            };
+            return Ok((empty, None));
         }
         let loc = chunk_no
             .checked_sub(1)
@@ -472,6 +500,14 @@ impl NodeHandle {
                 chunk: chunk_no,
                 total,
             })?;
+        let held = match budget {
+            Some(b) => Some(
+                b.reserve(u64::from(loc.len))
+                    .await
+                    .map_err(|_| RequestError::ShuttingDown)?,
+            ),
+            None => None,
+        };
         let body = match self.shared.reader.read(loc).await {
             Ok(body) => body,
             // Compaction may have moved the chunk and removed its old
@@ -495,11 +531,12 @@ impl NodeHandle {
             Err(e) => return Err(RequestError::Read(e.to_string())),
         };
         metrics::counter!("spine_messages_delivered_total").increment(1);
-        Ok(Download {
+        let download = Download {
             view,
             chunk_no,
             body,
-        })
+        };
+        Ok((download, held))
     }
 
     /// Acknowledges a message addressed to `mailbox` (idempotent).

@@ -50,6 +50,11 @@ pub struct NetworkConfig {
     pub download_piece_bytes: u32,
     /// How long a new connection has for its TLS handshake and `HELLO`.
     pub handshake_timeout_ms: u64,
+    /// Most bytes one connection may make the server hold: frames being
+    /// received (past the first read buffer) and downloaded chunks not yet
+    /// written to it. A connection over it stops being read, or its
+    /// downloads wait, until its client catches up.
+    pub max_connection_buffered_bytes: u64,
     /// Name the server gives in `HELLO_OK`.
     pub server_name: String,
 }
@@ -71,6 +76,7 @@ impl Default for NetworkConfig {
             max_payload_bytes: 16 << 20,
             download_piece_bytes: 256 << 10,
             handshake_timeout_ms: 10_000,
+            max_connection_buffered_bytes: 64 << 20,
             server_name: "spine".to_string(),
         }
     }
@@ -141,6 +147,11 @@ impl NetworkConfig {
         }
         if !(100..=600_000).contains(&self.handshake_timeout_ms) {
             return Err("handshake_timeout_ms must be 100 to 600000".to_string());
+        }
+        if !((1 << 20)..=(1 << 40)).contains(&self.max_connection_buffered_bytes) {
+            return Err(
+                "max_connection_buffered_bytes must be 1048576 to 1099511627776".to_string(),
+            );
         }
         if self.server_name.is_empty()
             || self.server_name.len() > 128

@@ -3,7 +3,10 @@
 //!
 //! Invariants and why:
 //! - Until `HELLO` succeeds only `PING` is answered; everything else gets
-//!   `NOT_AUTHENTICATED`. With client certificates required, the mailbox
+//!   `NOT_AUTHENTICATED`, and the stream reads nothing past a `HELLO` until
+//!   it has been answered (so what follows is decoded under the right
+//!   limits). A connection still unauthenticated at `hello_deadline`
+//!   (`handshake_timeout` after it opened) is closed by its streams. With client certificates required, the mailbox
 //!   named in `HELLO` must be the certificate's (its CN) and active in the
 //!   directory; otherwise the password is checked against the directory's
 //!   salted hash. After [`MAX_FAILED_HELLOS`] failures the connection is
@@ -30,6 +33,7 @@ use tokio::task::JoinHandle;
 use super::handler::{error_response, handle, Answer};
 use super::stream::{Outbox, Outgoing};
 use super::Context;
+use crate::budget::{ByteBudget, Reserved};
 
 /// Failed `HELLO`s after which a connection is closed.
 pub(crate) const MAX_FAILED_HELLOS: u32 = 3;
@@ -46,15 +50,30 @@ pub(crate) struct Session {
     pub(crate) mailbox: OnceLock<MailboxId>,
     /// Requests in flight on the connection (all its streams).
     pub(crate) in_flight: Arc<Semaphore>,
+    /// Bytes the connection makes the server hold: large frames being
+    /// received, downloaded chunks not yet written (all its streams).
+    pub(crate) buffered: ByteBudget,
+    /// When a connection that has not authenticated is closed.
+    pub(crate) hello_deadline: tokio::time::Instant,
 }
 
 impl Session {
-    pub(crate) fn new(max_in_flight: usize) -> Arc<Session> {
+    pub(crate) fn new(context: &Context) -> Arc<Session> {
         Arc::new(Session {
             mailbox: OnceLock::new(),
-            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            in_flight: Arc::new(Semaphore::new(context.max_in_flight)),
+            buffered: ByteBudget::new(context.connection_buffered_bytes),
+            hello_deadline: tokio::time::Instant::now() + context.handshake_timeout,
         })
     }
+}
+
+/// What a request holds while it is served: its place in the connection's
+/// in-flight window and, for a large frame, the bytes it was received in.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub(crate) _in_flight: OwnedSemaphorePermit,
+    pub(crate) _received: Option<Reserved>,
 }
 
 /// Whether a request is served by [`handle`] alone (not connection state).
@@ -69,28 +88,40 @@ pub(crate) fn is_ordinary(request: &Request) -> bool {
 }
 
 /// Serves an ordinary request for `mailbox`; the answer goes to `out` and
-/// `permit` is released once it is queued there.
+/// `slot` is released once it is queued there. A download's chunk stays
+/// counted in the connection's `buffered` bytes until the writer has
+/// written its last piece.
 pub(crate) async fn serve_ordinary(
     context: Arc<Context>,
     mailbox: MailboxId,
     id: u64,
     request: Request,
     out: Outbox,
-    permit: OwnedSemaphorePermit,
+    slot: Slot,
+    buffered: ByteBudget,
 ) {
-    match handle(&context.node, &mailbox, request, context.piece_bytes).await {
+    match handle(
+        &context.node,
+        &mailbox,
+        request,
+        context.piece_bytes,
+        &buffered,
+    )
+    .await
+    {
         Answer::One(response) => {
             let _ = out.send(Outgoing::Frame(id, response)).await;
         }
-        Answer::Pieces(pieces) => {
+        Answer::Pieces(pieces, held) => {
             for piece in pieces {
                 if out.send(Outgoing::Frame(id, piece)).await.is_err() {
                     break;
                 }
             }
+            let _ = out.send(Outgoing::Release(held)).await;
         }
     }
-    drop(permit);
+    drop(slot);
 }
 
 /// Starts the actor of a new connection, linked to the transport
@@ -102,7 +133,7 @@ pub(crate) async fn start_connection(
     cert_mailbox: Option<MailboxId>,
     transport: &'static str,
 ) -> Option<(ActorRef<ConnMsg>, Arc<Session>)> {
-    let session = Session::new(context.max_in_flight);
+    let session = Session::new(context);
     let args = ConnArgs {
         context: Arc::clone(context),
         session: Arc::clone(&session),
@@ -136,13 +167,16 @@ pub(crate) struct ConnArgs {
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum ConnMsg {
-    /// A decoded request, its answer's outbox and its in-flight permit.
+    /// A decoded request, its answer's outbox and its slot; `answered`
+    /// (dropped once the request has been answered) lets a stream wait for
+    /// a `HELLO`'s outcome before it decodes what follows.
     Request {
         id: u64,
         request: Request,
         out: Outbox,
-        permit: OwnedSemaphorePermit,
+        slot: Slot,
         stream_id: u64,
+        answered: Option<tokio::sync::oneshot::Sender<()>>,
     },
     /// The client ended a stream.
     StreamEnded { stream_id: u64 },
@@ -221,12 +255,14 @@ impl Actor for ConnectionActor {
                 id,
                 request,
                 out,
-                permit,
+                slot,
                 stream_id,
+                answered,
             } => {
                 state
-                    .request(&myself, id, request, out, permit, stream_id)
-                    .await
+                    .request(&myself, id, request, out, slot, stream_id)
+                    .await;
+                drop(answered);
             }
         }
         Ok(())
@@ -240,7 +276,7 @@ impl ConnState {
         id: u64,
         request: Request,
         out: Outbox,
-        permit: OwnedSemaphorePermit,
+        slot: Slot,
         stream_id: u64,
     ) {
         let context = Arc::clone(&self.args.context);
@@ -261,7 +297,7 @@ impl ConnState {
                 let _ = out.send(Outgoing::Close).await;
                 myself.stop(None);
             }
-            drop(permit);
+            drop(slot);
             return;
         };
         match request {
@@ -316,7 +352,10 @@ impl ConnState {
             // Before HELLO_OK reached the stream (pipelined behind HELLO):
             // on a task of its own.
             other => {
-                tokio::spawn(serve_ordinary(context, mailbox, id, other, out, permit));
+                let buffered = self.args.session.buffered.clone();
+                tokio::spawn(serve_ordinary(
+                    context, mailbox, id, other, out, slot, buffered,
+                ));
             }
         }
     }

@@ -13,6 +13,9 @@
 //! - Every node error becomes an `ERROR` frame carrying the node's stable
 //!   text code and the numeric class `WireErrorCode::from_name` gives it;
 //!   nothing is dropped or turned into a panic.
+//! - A download first reserves its chunk's length from the connection's
+//!   byte budget, then reads it: a client that asks for many downloads
+//!   and reads none makes the server hold at most that budget.
 //! - A download answers with pieces of at most `piece_bytes`, sliced from
 //!   the chunk's `Bytes` without copying, so one large chunk never holds up
 //!   other answers on a connection for more than one piece.
@@ -26,6 +29,7 @@ use spine_protocol::{
     SendHeader, SendOk, TrackInfo, WireError, WireErrorCode,
 };
 
+use crate::budget::{ByteBudget, Reserved};
 use crate::node::{MessageView, NodeHandle, RequestError, SendRequest};
 
 /// The answer to one request.
@@ -33,8 +37,9 @@ use crate::node::{MessageView, NodeHandle, RequestError, SendRequest};
 pub(crate) enum Answer {
     /// A single response frame.
     One(Response),
-    /// A streamed download: its pieces, in order.
-    Pieces(DownloadPieces),
+    /// A streamed download: its pieces, in order, and the connection's
+    /// bytes the chunk holds until its last piece is written.
+    Pieces(DownloadPieces, Option<Reserved>),
 }
 
 impl Answer {
@@ -56,6 +61,7 @@ pub(crate) async fn handle(
     mailbox: &MailboxId,
     request: Request,
     piece_bytes: usize,
+    buffered: &ByteBudget,
 ) -> Answer {
     match request {
         Request::Send { header, body } => match send(node, mailbox, header, body).await {
@@ -102,13 +108,19 @@ pub(crate) async fn handle(
         Request::Download {
             message_id,
             chunk_no,
-        } => match node.download(mailbox, &message_id, chunk_no).await {
-            Ok(d) => Answer::Pieces(split_download(
-                Arc::clone(&d.view.envelope),
-                d.chunk_no,
-                d.body,
-                piece_bytes,
-            )),
+        } => match node
+            .download_within(mailbox, &message_id, chunk_no, buffered)
+            .await
+        {
+            Ok((d, held)) => Answer::Pieces(
+                split_download(
+                    Arc::clone(&d.view.envelope),
+                    d.chunk_no,
+                    d.body,
+                    piece_bytes,
+                ),
+                held,
+            ),
             Err(e) => Answer::error(&e),
         },
         Request::Acknowledge { message_id } => match node.acknowledge(mailbox, &message_id).await {

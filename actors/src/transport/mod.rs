@@ -16,7 +16,15 @@
 //! - Bounded everywhere: connections (`max_connections`, more are answered
 //!   `BUSY` and closed), requests in flight per connection (`max_in_flight`:
 //!   a full connection stops reading, which is TCP/QUIC backpressure on
-//!   the client), frame sizes (codec limits), and each stream's outbox.
+//!   the client), frame sizes (codec limits), each stream's outbox, and the
+//!   bytes a connection makes the server hold
+//!   (`max_connection_buffered_bytes`: large frames being received and
+//!   downloaded chunks not yet written).
+//! - Before `HELLO` succeeds a connection is served only `HELLO` and
+//!   `PING`, may send no frame longer than a `HELLO` can be, and is closed
+//!   if it has not authenticated within `handshake_timeout`: an
+//!   unauthenticated peer holds one connection slot, briefly, and almost
+//!   no memory.
 //! - A connection acts only for the mailbox it authenticated as
 //!   ([`handler`]); before `HELLO` succeeds only `PING` is served.
 //! - A stream that cannot be split into frames any more (a fatal decode
@@ -90,6 +98,8 @@ pub(crate) struct Context {
     pub(crate) max_in_flight: usize,
     pub(crate) require_client_cert: bool,
     pub(crate) handshake_timeout: Duration,
+    /// Bytes one connection may make the server hold.
+    pub(crate) connection_buffered_bytes: u64,
     /// Bounds connections across both transports.
     pub(crate) connections: Arc<Semaphore>,
 }
@@ -127,6 +137,7 @@ impl Transports {
             max_in_flight: config.max_in_flight,
             require_client_cert: config.require_client_cert,
             handshake_timeout: Duration::from_millis(config.handshake_timeout_ms),
+            connection_buffered_bytes: config.max_connection_buffered_bytes,
             connections: Arc::new(Semaphore::new(config.max_connections)),
         });
         let (supervisor, _) = Actor::spawn(None, TransportSupervisor, ())

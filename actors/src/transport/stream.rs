@@ -18,6 +18,16 @@
 //!   control, and no queue in the node grows.
 //! - The outbox is bounded; whoever answers waits for room, so a client
 //!   that does not read its answers stalls only itself.
+//! - A frame longer than the first read buffer is read only once its
+//!   whole length is reserved from the connection's byte budget, and holds
+//!   that reservation until its request is answered; a download's chunk
+//!   holds its reservation until the writer has written it. So one
+//!   connection never makes the server hold more than
+//!   `max_connection_buffered_bytes` in frames and downloads.
+//! - Before `HELLO` succeeds the codec refuses frames longer than a
+//!   `HELLO`, nothing past a `HELLO` is decoded until it is answered, and
+//!   the stream is closed (with `NOT_AUTHENTICATED`) at the session's
+//!   `hello_deadline`.
 //! - After the client ends its side, every request already read is still
 //!   answered before the stream is closed (the writer ends when the last
 //!   outbox sender — held by in-flight requests — is gone).
@@ -26,12 +36,14 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use ractor::ActorRef;
-use spine_protocol::{Response, ServerCodec};
+use spine_protocol::{Request, Response, ServerCodec, WireErrorCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::connection::{is_ordinary, serve_ordinary, ConnMsg, Session};
+use super::connection::{is_ordinary, serve_ordinary, ConnMsg, Session, Slot};
+use super::handler::error_response;
 use super::Context;
+use crate::budget::Reserved;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::future::Future;
 use std::pin::Pin;
@@ -44,6 +56,9 @@ pub(crate) type Outbox = mpsc::Sender<Outgoing>;
 pub(crate) enum Outgoing {
     /// A response frame for a request id (0: a push or a connection error).
     Frame(u64, Response),
+    /// Bytes held by the answers queued before this (a download's chunk):
+    /// given back once the writer has written them.
+    Release(Option<Reserved>),
     /// Write what is queued, then close the stream.
     Close,
 }
@@ -90,8 +105,12 @@ pub(crate) async fn serve_stream<R, W>(
     // request); they run while it waits to read or for a permit.
     let mut pending: FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send>>> =
         FuturesUnordered::new();
+    // The connection's bytes reserved for the large frame being received.
+    let mut receiving: Option<Reserved> = None;
     'read: loop {
         loop {
+            let authenticated = session.mailbox.get().is_some();
+            decoder.set_before_hello(!authenticated);
             match decoder.decode(&mut buf) {
                 Ok(Some((id, request))) => {
                     let permit = loop {
@@ -108,6 +127,10 @@ pub(crate) async fn serve_stream<R, W>(
                             Some(()) = pending.next(), if !pending.is_empty() => {}
                         }
                     };
+                    let slot = Slot {
+                        _in_flight: permit,
+                        _received: receiving.take(),
+                    };
                     // Authenticated: ordinary requests skip the actor.
                     if let Some(mailbox) = session.mailbox.get() {
                         if is_ordinary(&request) {
@@ -117,24 +140,63 @@ pub(crate) async fn serve_stream<R, W>(
                                 id,
                                 request,
                                 outbox.clone(),
-                                permit,
+                                slot,
+                                session.buffered.clone(),
                             )));
                             continue;
                         }
                     }
+                    let hello = matches!(request, Request::Hello { .. }) && !authenticated;
+                    let (answered, outcome) = tokio::sync::oneshot::channel();
                     let msg = ConnMsg::Request {
                         id,
                         request,
                         out: outbox.clone(),
-                        permit,
+                        slot,
                         stream_id,
+                        answered: hello.then_some(answered),
                     };
                     if actor.cast(msg).is_err() {
                         break 'read; // the connection is closing
                     }
+                    if hello {
+                        // Decode what follows only once the HELLO is
+                        // answered: its outcome decides the limits.
+                        tokio::select! {
+                            _ = outcome => {}
+                            () = tokio::time::sleep_until(session.hello_deadline) => {
+                                hello_timed_out(&outbox, &context).await;
+                                break 'read;
+                            }
+                        }
+                    }
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    // A large frame is arriving: reserve the bytes it will
+                    // occupy before reading them (waiting, if the
+                    // connection holds too much, while its own requests
+                    // finish).
+                    let pending_bytes = ServerCodec::pending_frame_bytes(&buf).unwrap_or(0);
+                    if receiving.is_none() && pending_bytes > READ_CHUNK_BYTES as u64 {
+                        let reserve = session.buffered.reserve(pending_bytes);
+                        tokio::pin!(reserve);
+                        loop {
+                            tokio::select! {
+                                r = &mut reserve => match r {
+                                    Ok(r) => {
+                                        receiving = Some(r);
+                                        break;
+                                    }
+                                    Err(_) => break 'read,
+                                },
+                                Some(()) = pending.next(), if !pending.is_empty() => {}
+                            }
+                        }
+                    }
+                    break;
+                }
                 Err(e) => {
+                    receiving = None;
                     metrics::counter!("spine_protocol_errors_total").increment(1);
                     let frame = Outgoing::Frame(e.reply_id(), Response::Error(e.to_wire()));
                     if outbox.send(frame).await.is_err() {
@@ -153,12 +215,27 @@ pub(crate) async fn serve_stream<R, W>(
             step = READ_CHUNK_BYTES;
         }
         // `read_buf` is cancel-safe: bytes are only taken when it returns.
+        // (An async block costs nothing until polled: no timer is set up
+        // on an authenticated connection's reads.)
+        let authenticated = session.mailbox.get().is_some();
+        let deadline = async {
+            if authenticated {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep_until(session.hello_deadline).await;
+        };
         tokio::select! {
             read = reader.read_buf(&mut buf) => match read {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             },
             Some(()) = pending.next(), if !pending.is_empty() => {}
+            () = deadline => {
+                if session.mailbox.get().is_none() {
+                    hello_timed_out(&outbox, &context).await;
+                    break 'read;
+                }
+            }
         }
     }
     // Every request already read is answered.
@@ -166,6 +243,19 @@ pub(crate) async fn serve_stream<R, W>(
     let _ = actor.cast(ConnMsg::StreamEnded { stream_id });
     drop(outbox);
     let _ = writer_task.await;
+}
+
+/// Tells a client that did not authenticate in time why it is closed.
+async fn hello_timed_out(outbox: &Outbox, context: &Context) {
+    metrics::counter!("spine_hello_timeouts_total").increment(1);
+    let why = format!(
+        "no successful HELLO within {} ms of connecting; send HELLO (mailbox and password) \
+         first",
+        context.handshake_timeout.as_millis()
+    );
+    let error = error_response(WireErrorCode::NotAuthenticated, &why);
+    let _ = outbox.send(Outgoing::Frame(0, error)).await;
+    let _ = outbox.send(Outgoing::Close).await;
 }
 
 /// Writes answers until every outbox sender is gone or `Close` arrives,
@@ -185,6 +275,14 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 Outgoing::Close => {
                     let _ = writer.write_all(&buf).await;
                     break 'outer;
+                }
+                Outgoing::Release(held) => {
+                    // What it held has been copied into `buf` or written.
+                    drop(held);
+                    if buf.len() < WRITE_BUFFER_BYTES {
+                        next = queued.try_recv().ok();
+                    }
+                    continue;
                 }
             };
             let encoded = match codec.encode_parts(id, &response) {

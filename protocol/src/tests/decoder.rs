@@ -81,6 +81,47 @@ fn oversize_length_is_refused_before_buffering() {
 }
 
 #[test]
+fn before_hello_only_hello_sized_frames_are_read() {
+    let limits = Limits::default();
+    let mut server = ServerCodec::new(limits).unwrap();
+    server.set_before_hello(true);
+    // The largest HELLO the limits allow still fits.
+    let mut hello = BytesMut::new();
+    client()
+        .encode(
+            1,
+            &Request::Hello {
+                client_name: "c".repeat(test_limits().max_client_name_bytes as usize),
+                mailbox: mailbox("X26ABC1"),
+                password: Password::new("p".repeat(test_limits().max_password_bytes as usize)),
+            },
+            &mut hello,
+        )
+        .unwrap();
+    assert!(server.decode(&mut hello).unwrap().is_some());
+    // A frame header declaring more is refused from its length prefix,
+    // fatally and without reserving room for it.
+    let len = limits.max_frame_length_before_hello() + 1;
+    assert!(len < limits.max_frame_length());
+    let mut big = BytesMut::with_capacity(4);
+    big.put_u32(len as u32);
+    let e = server.decode(&mut big).unwrap_err();
+    assert!(e.is_fatal());
+    assert_eq!(e.code(), "PROTO_FRAME_TOO_LARGE_BEFORE_HELLO");
+    assert!(e.to_string().contains("send HELLO"), "{e}");
+    assert!(big.capacity() < 1024, "reserved {}", big.capacity());
+    // Once authenticated, the same frame is only awaited.
+    server.set_before_hello(false);
+    assert_eq!(server.decode(&mut big).unwrap(), None);
+    assert_eq!(
+        ServerCodec::pending_frame_bytes(&big),
+        Some(len + 4),
+        "prefix plus length"
+    );
+    assert_eq!(ServerCodec::pending_frame_bytes(&big[..3]), None);
+}
+
+#[test]
 fn a_frame_at_the_limit_is_accepted() {
     let limits = Limits {
         max_payload_bytes: 100,

@@ -288,6 +288,9 @@ pub struct SettingFlags {
     /// Time a new connection has for its TLS handshake and HELLO, in milliseconds, 100..=600000 [env: SPINE_HANDSHAKE_TIMEOUT_MS] [default: 10000]
     #[arg(long, value_name = "MS")]
     pub handshake_timeout_ms: Option<OsString>,
+    /// Bytes one connection may make the server hold (frames being received and downloads not yet written), 1048576..=1099511627776 [env: SPINE_MAX_CONNECTION_BUFFERED_BYTES] [default: 67108864]
+    #[arg(long, value_name = "BYTES")]
+    pub max_connection_buffered_bytes: Option<OsString>,
     /// Server name given to clients in HELLO_OK, 1 to 128 bytes [env: SPINE_SERVER_NAME] [default: spine]
     #[arg(long, value_name = "NAME")]
     pub server_name: Option<OsString>,
@@ -344,7 +347,7 @@ pub struct SettingFlags {
 impl SettingFlags {
     /// The flags given, as (setting, raw value) pairs.
     pub fn given(&self) -> Vec<(Setting, OsString)> {
-        let all: [(Setting, Option<OsString>); 62] = [
+        let all: [(Setting, Option<OsString>); 63] = [
             (Setting::DataDir, self.data_dir.clone()),
             (Setting::SegmentBytes, self.segment_bytes.clone()),
             (Setting::MaxRecordBytes, self.max_record_bytes.clone()),
@@ -410,6 +413,10 @@ impl SettingFlags {
             (
                 Setting::HandshakeTimeoutMs,
                 self.handshake_timeout_ms.clone(),
+            ),
+            (
+                Setting::MaxConnectionBufferedBytes,
+                self.max_connection_buffered_bytes.clone(),
             ),
             (Setting::ServerName, self.server_name.clone()),
             (Setting::MeshEnabled, self.mesh_enabled.clone()),
@@ -600,6 +607,8 @@ mod tests {
             "28",
             "--handshake-timeout-ms",
             "29",
+            "--max-connection-buffered-bytes",
+            "2048",
             "--server-name",
             "node-a",
             "--mesh-enabled",
@@ -685,6 +694,7 @@ mod tests {
                 Setting::MaxPayloadBytes => "27",
                 Setting::DownloadPieceBytes => "28",
                 Setting::HandshakeTimeoutMs => "29",
+                Setting::MaxConnectionBufferedBytes => "2048",
                 Setting::ServerName => "node-a",
                 Setting::MeshEnabled => "true",
                 Setting::MeshListen => "127.0.0.1:30",
@@ -859,6 +869,7 @@ mod tests {
             Setting::MaxInFlightPerConnection,
             Setting::MaxPayloadBytes,
             Setting::HandshakeTimeoutMs,
+            Setting::MaxConnectionBufferedBytes,
         ] {
             assert_help_range(setting, |config| {
                 // The smallest piece, so that the payload limit's lower

@@ -108,6 +108,8 @@ pub enum Setting {
     DownloadPieceBytes,
     /// `network.handshake_timeout_ms`.
     HandshakeTimeoutMs,
+    /// `network.max_connection_buffered_bytes`.
+    MaxConnectionBufferedBytes,
     /// `network.server_name`.
     ServerName,
     /// `mesh.enabled`.
@@ -147,7 +149,7 @@ pub enum Setting {
 
 impl Setting {
     /// Every setting, in file order.
-    pub const ALL: [Setting; 62] = [
+    pub const ALL: [Setting; 63] = [
         Setting::DataDir,
         Setting::SegmentBytes,
         Setting::MaxRecordBytes,
@@ -193,6 +195,7 @@ impl Setting {
         Setting::MaxPayloadBytes,
         Setting::DownloadPieceBytes,
         Setting::HandshakeTimeoutMs,
+        Setting::MaxConnectionBufferedBytes,
         Setting::ServerName,
         Setting::MeshEnabled,
         Setting::MeshListen,
@@ -271,6 +274,7 @@ impl Setting {
             Setting::MaxPayloadBytes => "network.max_payload_bytes",
             Setting::DownloadPieceBytes => "network.download_piece_bytes",
             Setting::HandshakeTimeoutMs => "network.handshake_timeout_ms",
+            Setting::MaxConnectionBufferedBytes => "network.max_connection_buffered_bytes",
             Setting::ServerName => "network.server_name",
             Setting::MeshEnabled => "mesh.enabled",
             Setting::MeshListen => "mesh.listen",
@@ -355,6 +359,7 @@ impl Setting {
             Setting::MaxPayloadBytes => "SPINE_MAX_PAYLOAD_BYTES",
             Setting::DownloadPieceBytes => "SPINE_DOWNLOAD_PIECE_BYTES",
             Setting::HandshakeTimeoutMs => "SPINE_HANDSHAKE_TIMEOUT_MS",
+            Setting::MaxConnectionBufferedBytes => "SPINE_MAX_CONNECTION_BUFFERED_BYTES",
             Setting::ServerName => "SPINE_SERVER_NAME",
             Setting::MeshEnabled => "SPINE_MESH_ENABLED",
             Setting::MeshListen => "SPINE_MESH_LISTEN",
@@ -423,6 +428,7 @@ impl Setting {
             Setting::MaxPayloadBytes => "--max-payload-bytes",
             Setting::DownloadPieceBytes => "--download-piece-bytes",
             Setting::HandshakeTimeoutMs => "--handshake-timeout-ms",
+            Setting::MaxConnectionBufferedBytes => "--max-connection-buffered-bytes",
             Setting::ServerName => "--server-name",
             Setting::MeshEnabled => "--mesh-enabled",
             Setting::MeshListen => "--mesh-listen",
@@ -541,6 +547,9 @@ impl Setting {
             }
             Setting::HandshakeTimeoutMs => {
                 network.handshake_timeout_ms = number(raw, "a number of milliseconds")?
+            }
+            Setting::MaxConnectionBufferedBytes => {
+                network.max_connection_buffered_bytes = number(raw, "a number of bytes")?
             }
             Setting::ServerName => network.server_name = text(raw)?.to_string(),
             Setting::MeshEnabled => mesh.enabled = boolean(raw)?,
@@ -804,6 +813,7 @@ mod tests {
             (Setting::MaxPayloadBytes, "65536"),
             (Setting::DownloadPieceBytes, "4096"),
             (Setting::HandshakeTimeoutMs, "250"),
+            (Setting::MaxConnectionBufferedBytes, "1048576"),
             (Setting::ServerName, "spine-a"),
         ] {
             setting.apply(&mut c, OsStr::new(raw)).unwrap();
@@ -824,6 +834,7 @@ mod tests {
             (n.download_piece_bytes, n.handshake_timeout_ms),
             (4096, 250)
         );
+        assert_eq!(n.max_connection_buffered_bytes, 1 << 20);
         assert_eq!(n.server_name, "spine-a");
         // Storage's in-flight limit is a different setting.
         assert_eq!(

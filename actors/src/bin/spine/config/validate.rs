@@ -480,6 +480,10 @@ pub fn copy_network_field(
             into.handshake_timeout_ms = from.handshake_timeout_ms;
             from.handshake_timeout_ms.to_string()
         }
+        Setting::MaxConnectionBufferedBytes => {
+            into.max_connection_buffered_bytes = from.max_connection_buffered_bytes;
+            from.max_connection_buffered_bytes.to_string()
+        }
         Setting::ServerName => {
             into.server_name.clone_from(&from.server_name);
             format!("{:?}", from.server_name)
