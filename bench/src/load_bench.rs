@@ -583,7 +583,8 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
     let state = Arc::new(Mutex::new(HashMap::<MessageId, Option<Instant>>::new()));
     let permits = Arc::new(Semaphore::new(256));
     let mut tasks = tokio::task::JoinSet::new();
-    let mut subscription = match client.subscribe(1024).await {
+    // Small bodies come with their pushes: no DOWNLOAD for those.
+    let mut subscription = match client.subscribe_with_bodies(1024).await {
         Ok(s) => Some(s),
         Err(e) => {
             tally.error(format!("subscribe: {e}"));
@@ -594,7 +595,8 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
     // Pages forward through a backlog; back to the start once it is empty.
     let mut cursor: Option<u64> = None;
     while running.load(Ordering::SeqCst) {
-        let mut due: Vec<MessageId> = Vec::new();
+        // (message, whether its body has already arrived with its push)
+        let mut due: Vec<(MessageId, bool)> = Vec::new();
         if Instant::now() >= next_list || subscription.is_none() {
             let listed_at = Instant::now();
             match client.list_inbox(None, 500, cursor).await {
@@ -607,7 +609,7 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
                                 tally.duplicates.fetch_add(1, Ordering::Relaxed);
                             }
                             Some(_) => {}
-                            None => due.push(entry.message_id),
+                            None => due.push((entry.message_id, false)),
                         }
                     }
                     // Keep paging while there is a backlog.
@@ -625,12 +627,12 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
         } else if let Some(sub) = subscription.as_mut() {
             let wait = next_list.saturating_duration_since(Instant::now());
             match tokio::time::timeout(wait, sub.next()).await {
-                Ok(Some(push)) => due.push(push.envelope.message_id),
+                Ok(Some(push)) => due.push((push.envelope.message_id, push.body.is_some())),
                 Ok(None) => subscription = None, // connection lost: poll
                 Err(_) => {}                     // time to re-list
             }
         }
-        for id in due {
+        for (id, have_body) in due {
             {
                 let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
                 if s.contains_key(&id) {
@@ -644,7 +646,9 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
             let (client, tally, state) = (client.clone(), Arc::clone(&tally), Arc::clone(&state));
             tasks.spawn(async move {
                 let result = async {
-                    client.download(id, 1).await?;
+                    if !have_body {
+                        client.download(id, 1).await?;
+                    }
                     client.acknowledge(id).await
                 }
                 .await;

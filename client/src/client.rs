@@ -59,6 +59,10 @@ pub struct Push {
     pub envelope: Arc<Envelope>,
     /// Its inbox order key (compare with `InboxEntry::order`).
     pub order: u64,
+    /// Its whole body, if the subscription asked for bodies
+    /// ([`Client::subscribe_with_bodies`]) and the server pushed it; when
+    /// `None`, download it.
+    pub body: Option<Bytes>,
 }
 
 /// An async client of one Spine server. Cheap to clone: all clones share
@@ -353,9 +357,27 @@ impl Client {
     /// server sheds load. Either way, re-subscribe and re-list the inbox
     /// ([`Client::list_inbox`]) to catch up.
     pub async fn subscribe(&self, credit: u32) -> Result<Subscription, ClientError> {
+        self.subscribe_inner(credit, false).await
+    }
+
+    /// Like [`Client::subscribe`], asking the server to push each small
+    /// single-chunk body with its notification ([`Push::body`]), which
+    /// saves a `DOWNLOAD` per message; larger bodies still arrive as
+    /// notifications to download.
+    pub async fn subscribe_with_bodies(&self, credit: u32) -> Result<Subscription, ClientError> {
+        self.subscribe_inner(credit, true).await
+    }
+
+    async fn subscribe_inner(
+        &self,
+        credit: u32,
+        inline: bool,
+    ) -> Result<Subscription, ClientError> {
         let conn = self.conn().await?;
         let max_credit = conn.max_credit();
-        let (inner, granted) = self.timed("SUBSCRIBE", conn.subscribe(credit)).await?;
+        let (inner, granted) = self
+            .timed("SUBSCRIBE", conn.subscribe(credit, inline))
+            .await?;
         Ok(Subscription {
             inner,
             window: granted,

@@ -75,14 +75,18 @@ impl Conn {
 
     /// Starts push delivery; returns the transport half and the credit the
     /// server confirmed.
-    pub(crate) async fn subscribe(&self, credit: u32) -> Result<(SubInner, u32), ClientError> {
+    pub(crate) async fn subscribe(
+        &self,
+        credit: u32,
+        inline: bool,
+    ) -> Result<(SubInner, u32), ClientError> {
         match self {
             Conn::Stream(c) => {
-                let (sub, credit) = c.subscribe(credit).await?;
+                let (sub, credit) = c.subscribe(credit, inline).await?;
                 Ok((SubInner::Stream(sub), credit))
             }
             Conn::Quic(c) => {
-                let (sub, credit) = c.subscribe(credit).await?;
+                let (sub, credit) = c.subscribe(credit, inline).await?;
                 Ok((SubInner::Quic(sub), credit))
             }
         }

@@ -370,22 +370,36 @@ impl QuicConn {
     pub(crate) async fn subscribe(
         self: &Arc<Self>,
         credit: u32,
+        inline: bool,
     ) -> Result<(QuicSub, u32), ClientError> {
         if self.subscribed.swap(true, Ordering::AcqRel) {
             return Err(ClientError::AlreadySubscribed);
         }
         let flag = SubscribedFlag(Arc::clone(self));
-        let (id, send, mut reader) = self.open(&Request::Subscribe { credit }, false).await?;
+        let (id, send, mut reader) = self
+            .open(&Request::Subscribe { credit, inline }, false)
+            .await?;
         let mut early = VecDeque::new();
         let credit = loop {
             match reader.next().await? {
-                Some((0, Response::Push { envelope, order })) => {
+                Some((
+                    0,
+                    Response::Push {
+                        envelope,
+                        order,
+                        body,
+                    },
+                )) => {
                     if early.len() >= self.max_credit() as usize {
                         return Err(ClientError::protocol(
                             "the server pushed more than the granted credit",
                         ));
                     }
-                    early.push_back(Push { envelope, order });
+                    early.push_back(Push {
+                        envelope,
+                        order,
+                        body,
+                    });
                 }
                 Some((rid, Response::Subscribed { credit })) if rid == id => break credit,
                 Some((_, other)) => return Err(ClientError::unexpected("SUBSCRIBED", other)),
@@ -453,8 +467,19 @@ impl QuicSub {
         }
         let frame = self.reader.next().await;
         match frame {
-            Ok(Some((_, Response::Push { envelope, order }))) => {
-                return Some(Push { envelope, order })
+            Ok(Some((
+                _,
+                Response::Push {
+                    envelope,
+                    order,
+                    body,
+                },
+            ))) => {
+                return Some(Push {
+                    envelope,
+                    order,
+                    body,
+                })
             }
             Ok(Some((_, Response::Error(e)))) => {
                 warn!(error = %e, "the server ended the subscription")

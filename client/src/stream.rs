@@ -170,11 +170,20 @@ impl Shared {
     fn dispatch(&self, id: u64, response: Response) -> Result<(), String> {
         if id == 0 {
             return match response {
-                Response::Push { envelope, order } => {
+                Response::Push {
+                    envelope,
+                    order,
+                    body,
+                } => {
                     let state = self.lock();
                     match &state.pushes {
                         Some(tx) => {
-                            if tx.try_send(Push { envelope, order }).is_err() {
+                            let push = Push {
+                                envelope,
+                                order,
+                                body,
+                            };
+                            if tx.try_send(push).is_err() {
                                 warn!(order, "push beyond the granted credit dropped");
                             }
                         }
@@ -459,6 +468,7 @@ impl StreamConn {
     pub(crate) async fn subscribe(
         self: &Arc<Self>,
         credit: u32,
+        inline: bool,
     ) -> Result<(StreamSub, u32), ClientError> {
         let capacity = usize::try_from(self.max_credit().max(1)).unwrap_or(usize::MAX);
         let (tx, rx) = mpsc::channel(capacity);
@@ -479,7 +489,7 @@ impl StreamConn {
             rx,
             active: true,
         };
-        match self.call(Request::Subscribe { credit }).await {
+        match self.call(Request::Subscribe { credit, inline }).await {
             Ok(Response::Subscribed { credit }) => Ok((sub, credit)),
             Ok(other) => {
                 sub.active = false;

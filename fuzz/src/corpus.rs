@@ -301,7 +301,14 @@ fn requests() -> Vec<(&'static str, u64, Request)> {
                 workflow_id: workflow("TEST_WORKFLOW"),
             },
         ),
-        ("subscribe", 14, Request::Subscribe { credit: 4 }),
+        (
+            "subscribe",
+            14,
+            Request::Subscribe {
+                credit: 4,
+                inline: true,
+            },
+        ),
         ("credit", 15, Request::Credit { add: 2 }),
         ("unsubscribe", 16, Request::Unsubscribe),
         ("ping", u64::MAX, Request::Ping),
@@ -386,6 +393,7 @@ fn responses() -> Vec<(&'static str, u64, Response)> {
             Response::Push {
                 envelope: data.clone(),
                 order: 43,
+                body: Some(Bytes::from_static(b"inline")),
             },
         ),
         (

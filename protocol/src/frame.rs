@@ -192,8 +192,12 @@ impl Flags {
     pub const NONE: Flags = Flags(0);
     /// Bit 0: the last frame of a streamed [`FrameKind::DownloadData`] answer.
     pub const END: Flags = Flags(1);
+    /// Bit 1: on [`FrameKind::Subscribe`], "push small bodies with their
+    /// notifications"; on [`FrameKind::Push`], "the payload is the whole
+    /// body of the message".
+    pub const INLINE: Flags = Flags(2);
     /// Every bit this version defines.
-    pub const KNOWN: Flags = Flags::END;
+    pub const KNOWN: Flags = Flags(Flags::END.0 | Flags::INLINE.0);
 
     /// The raw bits.
     pub const fn bits(self) -> u16 {
@@ -309,7 +313,8 @@ mod tests {
     fn flags_refuse_undefined_bits() {
         assert_eq!(Flags::from_bits(0), Some(Flags::NONE));
         assert_eq!(Flags::from_bits(1), Some(Flags::END));
-        assert_eq!(Flags::from_bits(2), None);
+        assert_eq!(Flags::from_bits(2), Some(Flags::INLINE));
+        assert_eq!(Flags::from_bits(4), None);
         assert_eq!(Flags::from_bits(0x8001), None);
         assert!(Flags::NONE.with(Flags::END).contains(Flags::END));
         assert!(Flags::NONE.is_empty());

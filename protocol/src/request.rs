@@ -104,6 +104,10 @@ pub enum Request {
     Subscribe {
         /// Initial credit (0..=max_credit).
         credit: u32,
+        /// Push each message's body with its notification when the server
+        /// can (a single-chunk body no larger than the server's
+        /// `push_inline_bytes`), saving a `DOWNLOAD` (the INLINE flag).
+        inline: bool,
     },
     /// Allow `add` more pushes (1..=max_credit). Has no response.
     Credit {
@@ -190,7 +194,7 @@ impl Request {
             Request::Download { chunk_no, .. } => {
                 check_range("chunk_no", u64::from(*chunk_no), 1, u64::from(MAX_CHUNKS))
             }
-            Request::Subscribe { credit } => check_range(
+            Request::Subscribe { credit, .. } => check_range(
                 "credit",
                 u64::from(*credit),
                 0,
@@ -216,9 +220,13 @@ impl Request {
     ) -> Result<EncodedFrame, ProtocolError> {
         self.validate(limits)?;
         let kind = self.kind();
+        let flags = match self {
+            Request::Subscribe { inline: true, .. } => Flags::INLINE,
+            _ => Flags::NONE,
+        };
         let header = FrameHeader {
             kind,
-            flags: Flags::NONE,
+            flags,
             request_id,
         };
         let (meta, payload) = match self {
@@ -306,7 +314,7 @@ impl Request {
                 };
                 (Some(meta::encode(kind, &m)?), vec![])
             }
-            Request::Subscribe { credit } => {
+            Request::Subscribe { credit, .. } => {
                 let m = CreditMeta { credit: *credit };
                 (Some(meta::encode(kind, &m)?), vec![])
             }
@@ -409,7 +417,10 @@ impl Request {
             }
             FrameKind::Subscribe => {
                 let c: CreditMeta = meta::decode(kind, m)?;
-                Request::Subscribe { credit: c.credit }
+                Request::Subscribe {
+                    credit: c.credit,
+                    inline: frame.header.flags.contains(Flags::INLINE),
+                }
             }
             FrameKind::Credit => {
                 let c: CreditMeta = meta::decode(kind, m)?;

@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use spine_core::envelope::Envelope;
 use spine_core::ids::MailboxId;
 
@@ -93,6 +93,10 @@ pub enum Response {
         envelope: Arc<Envelope>,
         /// Its inbox order key.
         order: u64,
+        /// Its whole body, when the subscription asked for bodies inline
+        /// and the server could push it (the INLINE flag); otherwise the
+        /// recipient downloads it.
+        body: Option<Bytes>,
     },
     /// The request failed (or, with request id 0, the connection did).
     Error(WireError),
@@ -273,12 +277,23 @@ impl Response {
                 let m = CreditMeta { credit: *credit };
                 (Some(meta::encode(kind, &m)?), vec![])
             }
-            Response::Push { envelope, order } => {
+            Response::Push {
+                envelope,
+                order,
+                body,
+            } => {
                 let m = PushMeta {
                     envelope: envelope_to_wire("envelope", envelope)?,
                     order: *order,
                 };
-                (Some(meta::encode(kind, &m)?), vec![])
+                let payload = match body {
+                    Some(body) => {
+                        flags = Flags::INLINE;
+                        vec![body.clone()]
+                    }
+                    None => vec![],
+                };
+                (Some(meta::encode(kind, &m)?), payload)
             }
             Response::Error(e) => (Some(meta::encode(kind, &e.to_meta())?), vec![]),
             Response::AckOk | Response::Unsubscribed | Response::Pong => (None, vec![]),
@@ -439,9 +454,21 @@ impl Response {
             FrameKind::Pong => Response::Pong,
             FrameKind::Push => {
                 let p: PushMeta = meta::decode(kind, m)?;
+                let inline = frame.header.flags.contains(Flags::INLINE);
+                if !inline && !frame.payload.is_empty() {
+                    return Err(ProtocolError::Inconsistent {
+                        kind,
+                        why: format!(
+                            "a PUSH without the INLINE flag carries a {}-byte payload; only an \
+                             inline body may be sent",
+                            frame.payload.len()
+                        ),
+                    });
+                }
                 Response::Push {
                     envelope: envelope_from_wire("envelope", &p.envelope)?,
                     order: p.order,
+                    body: inline.then(|| frame.payload.clone()),
                 }
             }
             FrameKind::Error => {

@@ -9,7 +9,9 @@
 //!   errors: requests must use another id, pushes must use 0, and every
 //!   other response echoes its request's (non-zero) id. An `ERROR` may
 //!   carry any id (0 when it concerns the connection).
-//! - Only `DOWNLOAD_DATA` may carry the END flag.
+//! - Only `DOWNLOAD_DATA` may carry the END flag, and only `SUBSCRIBE`
+//!   and `PUSH` the INLINE flag; a `PUSH` carries a payload (the body)
+//!   only with INLINE.
 //! - Size limits are checked here, before any meta byte is copied or
 //!   validated.
 
@@ -28,7 +30,7 @@ pub(crate) struct Shape {
 pub(crate) const fn shape(kind: FrameKind) -> Shape {
     use FrameKind as K;
     let (meta, payload) = match kind {
-        K::Send | K::SendBatch | K::SendChunk | K::DownloadData => (true, true),
+        K::Send | K::SendBatch | K::SendChunk | K::DownloadData | K::Push => (true, true),
         K::Unsubscribe | K::Ping | K::AckOk | K::Unsubscribed | K::Pong => (false, false),
         K::Hello
         | K::ListInbox
@@ -46,7 +48,6 @@ pub(crate) const fn shape(kind: FrameKind) -> Shape {
         | K::TrackInfo
         | K::LookupResult
         | K::Subscribed
-        | K::Push
         | K::Error => (true, false),
     };
     Shape { meta, payload }
@@ -73,14 +74,19 @@ pub(crate) fn check_request_id(kind: FrameKind, request_id: u64) -> Result<(), P
 
 /// Checks the flags against the kind.
 pub(crate) fn check_flags(kind: FrameKind, flags: Flags) -> Result<(), ProtocolError> {
-    if kind != FrameKind::DownloadData && !flags.is_empty() {
-        return Err(ProtocolError::InvalidFlags {
-            kind,
-            flags: flags.bits(),
-            why: "only DOWNLOAD_DATA may carry flags (END)",
-        });
+    let allowed = match kind {
+        FrameKind::DownloadData => Flags::END,
+        FrameKind::Subscribe | FrameKind::Push => Flags::INLINE,
+        _ => Flags::NONE,
+    };
+    if allowed.contains(flags) {
+        return Ok(());
     }
-    Ok(())
+    Err(ProtocolError::InvalidFlags {
+        kind,
+        flags: flags.bits(),
+        why: "only DOWNLOAD_DATA may carry END, and only SUBSCRIBE and PUSH INLINE",
+    })
 }
 
 /// Checks the sizes of a meta section and payload against the limits and
@@ -153,10 +159,15 @@ mod tests {
     }
 
     #[test]
-    fn only_download_data_has_flags() {
+    fn flags_belong_to_their_kinds() {
         assert!(check_flags(FrameKind::DownloadData, Flags::END).is_ok());
         assert!(check_flags(FrameKind::Send, Flags::END).is_err());
         assert!(check_flags(FrameKind::Send, Flags::NONE).is_ok());
+        assert!(check_flags(FrameKind::Push, Flags::INLINE).is_ok());
+        assert!(check_flags(FrameKind::Subscribe, Flags::INLINE).is_ok());
+        assert!(check_flags(FrameKind::Push, Flags::END).is_err());
+        assert!(check_flags(FrameKind::DownloadData, Flags::INLINE).is_err());
+        assert!(check_flags(FrameKind::Send, Flags::INLINE).is_err());
     }
 
     #[test]

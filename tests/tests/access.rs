@@ -1204,7 +1204,10 @@ impl NativeEnv<'_> {
                 })?),
                 workflow_id: wf(WF_AB)?,
             },
-            NOp::Subscribe => Request::Subscribe { credit: 8 },
+            NOp::Subscribe => Request::Subscribe {
+                credit: 8,
+                inline: false,
+            },
             NOp::Ping => Request::Ping,
         }))
     }
@@ -1291,7 +1294,10 @@ impl NativeEnv<'_> {
     /// (and only) push must be BOB's message to ALICE.
     fn subscribe_cells(&mut self) -> anyhow::Result<(Got, Got)> {
         let mut sub = Wire::login(self.plain, ALICE, self.evidence)?;
-        match sub.call(Request::Subscribe { credit: 8 })? {
+        match sub.call(Request::Subscribe {
+            credit: 8,
+            inline: false,
+        })? {
             Response::Subscribed { credit: 8 } => {}
             Response::Error(e) => {
                 let got = Got::Error {

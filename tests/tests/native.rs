@@ -930,6 +930,63 @@ async fn tls_and_quic_clients_share_one_node() -> anyhow::Result<()> {
     .await
 }
 
+/// A subscription that asks for bodies gets each small single-chunk body
+/// with its push (no DOWNLOAD needed), over TCP and QUIC; a body over
+/// `push_inline_bytes` comes as a notification to download, and a plain
+/// subscription never carries bodies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_with_bodies_get_small_bodies_inline() -> anyhow::Result<()> {
+    bounded(async {
+        let node = blocking(|| Node::start(Security::Tls))?;
+        let sender = node.client(Transport::Tls, "X26ABC1").await?;
+        for transport in [Transport::Tls, Transport::Quic] {
+            let to = "X26ABC2";
+            let recipient = node.client(transport, to).await?;
+            let mut pushes = recipient.subscribe_with_bodies(8).await?;
+            let small = pattern(1, 65_536);
+            let big = pattern(2, 65_537);
+            let a = sender.send(header(to, WORKFLOW)?, small.clone()).await?;
+            let b = sender.send(header(to, WORKFLOW)?, big.clone()).await?;
+            let empty = sender.send(header(to, WORKFLOW)?, Bytes::new()).await?;
+            let first = step("push", pushes.next()).await?.context("ended")?;
+            ensure!(first.envelope.message_id == a.message_id, "{transport:?}");
+            ensure!(
+                first.body.as_ref() == Some(&small),
+                "{transport:?}: inline body"
+            );
+            let second = step("push", pushes.next()).await?.context("ended")?;
+            ensure!(second.envelope.message_id == b.message_id);
+            ensure!(
+                second.body.is_none(),
+                "{transport:?}: over the inline limit"
+            );
+            ensure!(recipient.download(b.message_id, 1).await?.body == big);
+            let third = step("push", pushes.next()).await?.context("ended")?;
+            ensure!(third.envelope.message_id == empty.message_id);
+            ensure!(
+                third.body.as_deref() == Some(&b""[..]),
+                "{transport:?}: empty"
+            );
+            drop(pushes);
+            recipient.close().await;
+        }
+        // Without asking, no bodies.
+        let recipient = node.client(Transport::Tls, "X26ABC2").await?;
+        let mut plain = recipient.subscribe(4).await?;
+        let c = sender
+            .send(header("X26ABC2", WORKFLOW)?, Bytes::from_static(b"tiny"))
+            .await?;
+        let push = step("push", plain.next()).await?.context("ended")?;
+        ensure!(push.envelope.message_id == c.message_id && push.body.is_none());
+        drop(plain);
+        recipient.close().await;
+        sender.close().await;
+        blocking(|| node.stop())?;
+        Ok(())
+    })
+    .await
+}
+
 /// Credit is enforced by the server, not just by the client library: with
 /// credit 1 and two new messages, exactly one PUSH arrives until CREDIT.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -942,7 +999,16 @@ async fn tcp_push_credit_is_enforced_on_the_wire() -> anyhow::Result<()> {
             raw.hello(1, "X26ABC2", PASSWORD).await?,
             Response::HelloOk { .. }
         ));
-        match raw.call(2, Request::Subscribe { credit: 1 }).await? {
+        match raw
+            .call(
+                2,
+                Request::Subscribe {
+                    credit: 1,
+                    inline: false,
+                },
+            )
+            .await?
+        {
             Response::Subscribed { credit: 1 } => {}
             other => bail!("expected SUBSCRIBED with credit 1, got {other:?}"),
         }
@@ -1368,7 +1434,10 @@ async fn tcp_requests_before_hello_are_refused_and_three_failed_hellos_close_the
                 ods_code: None,
                 workflow_id: wf(WORKFLOW)?,
             },
-            Request::Subscribe { credit: 1 },
+            Request::Subscribe {
+                credit: 1,
+                inline: false,
+            },
         ];
         for (n, request) in (2u64..).zip(before_hello) {
             let kind = request.kind();

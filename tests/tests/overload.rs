@@ -667,7 +667,13 @@ async fn producers_faster_than_the_disk_and_consumers_that_never_read_stay_bound
     // Credit for one push, never renewed and never read: every later
     // notification waits in its bounded buffer until that overflows.
     subscriber
-        .write(2, &Request::Subscribe { credit: 1 })
+        .write(
+            2,
+            &Request::Subscribe {
+                credit: 1,
+                inline: false,
+            },
+        )
         .await?;
     match subscriber.read().await? {
         Some((2, Response::Subscribed { .. })) => {}

@@ -21,7 +21,7 @@ pub use storage::{
 };
 pub use types::{
     ChunkOutcome, Download, InboxPage, InjectReport, MessageView, Notification, SendOutcome,
-    SendRequest,
+    SendRequest, MAX_NOTIFICATION_BODY_BYTES,
 };
 
 #[cfg(test)]

@@ -159,6 +159,11 @@ impl InjectReport {
     }
 }
 
+/// Largest body a [`Notification`] carries: a subscriber's buffer holds
+/// at most `subscriber_buffer` notifications, so at most that many times
+/// this in bodies.
+pub const MAX_NOTIFICATION_BODY_BYTES: usize = 64 * 1024;
+
 /// A message newly accepted into a subscribed inbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
@@ -166,4 +171,9 @@ pub struct Notification {
     pub envelope: Arc<Envelope>,
     /// Inbox order key.
     pub order: u64,
+    /// Its whole body (the same bytes that went to the log, uncopied) when
+    /// it is a single chunk of at most [`MAX_NOTIFICATION_BODY_BYTES`] and
+    /// was at hand; otherwise `None`, and a subscriber that wants it
+    /// downloads it.
+    pub body: Option<Bytes>,
 }

@@ -32,10 +32,12 @@ use spine_core::message::{
 use spine_core::wal::PendingRecord;
 use tokio::sync::mpsc;
 
-use super::msg::{PartitionMsg, Reply, ResetProgress};
+use super::msg::{Foreign, PartitionMsg, Reply, ResetProgress};
 use crate::node::error::RequestError;
 use crate::node::shared::Shared;
-use crate::node::types::{ChunkOutcome, InboxPage, MessageView, Notification, SendOutcome};
+use crate::node::types::{
+    ChunkOutcome, InboxPage, MessageView, Notification, SendOutcome, MAX_NOTIFICATION_BODY_BYTES,
+};
 use crate::wal::AppendResult;
 
 /// Most queued requests served per drain before yielding to the mailbox
@@ -295,21 +297,23 @@ impl PartitionState {
                 reply,
             } => self.on_reset(myself, mailbox, after, reply).await,
             PartitionMsg::Expire { now, reply } => self.on_expire(myself, now, reply).await,
-            PartitionMsg::ApplyForeign {
-                seq,
-                location,
-                event,
-                body_loc,
-            } => {
+            PartitionMsg::ApplyForeign(foreign) => {
+                let Foreign {
+                    seq,
+                    location,
+                    event,
+                    body_loc,
+                    inline,
+                } = *foreign;
                 let id = *event.message_id();
                 match self
                     .store
-                    .apply_idempotent(seq, location, *event, &Bytes::new(), body_loc)
+                    .apply_idempotent(seq, location, event, &Bytes::new(), body_loc)
                 {
                     Ok(Applied::Accepted) => {
                         self.shared.note_owner(&id, self.index);
                         metrics::counter!("spine_messages_accepted_total").increment(1);
-                        self.notify(&[id]);
+                        self.notify(&[(id, inline)]);
                     }
                     Ok(_) => {}
                     Err(e) => {
@@ -467,7 +471,7 @@ impl PartitionState {
         // Creates owned by another partition (non-delivery reports) are
         // forwarded from the completion itself, so they reach their owner
         // even if this actor dies before it handles `Durable`.
-        let mut foreign: Vec<(usize, u32, Event, usize, u32)> = Vec::new();
+        let mut foreign: Vec<(usize, u32, Event, usize, u32, Option<Bytes>)> = Vec::new();
         for op in &mut ops {
             for (i, event) in op.events.iter().enumerate() {
                 if let Event::Create { envelope, .. } = event {
@@ -480,6 +484,7 @@ impl PartitionState {
                             event.clone(),
                             op.heads[i],
                             op.bodies[i].len() as u32,
+                            notification_body(event, &op.bodies[i]),
                         ));
                     }
                 }
@@ -492,11 +497,18 @@ impl PartitionState {
         let rt = tokio::runtime::Handle::current();
         let done = Box::new(move |result: AppendResult| {
             if let Ok(appended) = &result {
-                for (i, owner, event, head, len) in foreign {
+                for (i, owner, event, head, len, inline) in foreign {
                     if let Some(app) = appended.get(i) {
                         let body_loc = ChunkLoc::body_of(app.location, head, len as usize);
                         let _rt = rt.enter(); // forward may spawn a retry task
-                        forward(&fwd_shared, owner, app.seq, app.location, event, body_loc);
+                        let applied = Foreign {
+                            seq: app.seq,
+                            location: app.location,
+                            event,
+                            body_loc,
+                            inline,
+                        };
+                        forward(&fwd_shared, owner, applied);
                     }
                 }
             }
@@ -556,7 +568,7 @@ impl PartitionState {
                     }
                 }
                 let body_loc = ChunkLoc::body_of(app.location, *head, body.len());
-                let summary = Applying::of(&event);
+                let summary = Applying::of(&event, body);
                 let applied = self.store.apply(app.seq, app.location, event, body, body_loc).map_err(|e| {
                     format!("durable event {} does not apply ({e}); rebuilding partition {} from the log", app.seq, self.index)
                 })?;
@@ -576,7 +588,12 @@ impl PartitionState {
         Ok(())
     }
 
-    fn after_apply(&mut self, event: Applying, applied: Applied, accepted: &mut Vec<MessageId>) {
+    fn after_apply(
+        &mut self,
+        event: Applying,
+        applied: Applied,
+        accepted: &mut Vec<(MessageId, Option<Bytes>)>,
+    ) {
         match event.kind {
             ApplyingKind::Create => {
                 self.shared.note_owner(&event.id, self.index);
@@ -593,7 +610,7 @@ impl PartitionState {
         }
         if applied == Applied::Accepted {
             metrics::counter!("spine_messages_accepted_total").increment(1);
-            accepted.push(event.id);
+            accepted.push((event.id, event.body));
         }
     }
 
@@ -814,8 +831,8 @@ impl PartitionState {
         Ok(submitted)
     }
 
-    fn notify(&mut self, accepted: &[MessageId]) {
-        for id in accepted {
+    fn notify(&mut self, accepted: &[(MessageId, Option<Bytes>)]) {
+        for (id, body) in accepted {
             let Some(m) = self.store.get(id) else {
                 continue;
             };
@@ -825,6 +842,7 @@ impl PartitionState {
             let note = Notification {
                 envelope: Arc::clone(&m.envelope),
                 order: m.accepted_seq.unwrap_or(0),
+                body: body.clone(),
             };
             subs.retain(|tx| match tx.try_send(note.clone()) {
                 Ok(()) => true,
@@ -840,20 +858,9 @@ impl PartitionState {
 
 /// Sends an event to its owning partition, waiting (bounded) if that
 /// partition is restarting: its rebuild may not have seen the event yet.
-fn forward(
-    shared: &Arc<Shared>,
-    owner: u32,
-    seq: u64,
-    location: spine_core::wal::RecordLocation,
-    event: Event,
-    body_loc: ChunkLoc,
-) {
-    let msg = move || PartitionMsg::ApplyForeign {
-        seq,
-        location,
-        event: Box::new(event.clone()),
-        body_loc,
-    };
+fn forward(shared: &Arc<Shared>, owner: u32, applied: Foreign) {
+    let seq = applied.seq;
+    let msg = move || PartitionMsg::ApplyForeign(Box::new(applied.clone()));
     if let Some(actor) = shared.partition(owner) {
         if actor.cast(msg()).is_ok() {
             return;
@@ -877,10 +884,12 @@ fn forward(
 
 /// What [`PartitionState::after_apply`] needs of an event that
 /// [`MessageStore::apply`] has consumed.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Applying {
     id: MessageId,
     kind: ApplyingKind,
+    /// The body a notification may carry ([`notification_body`]).
+    body: Option<Bytes>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -893,7 +902,7 @@ enum ApplyingKind {
 }
 
 impl Applying {
-    fn of(event: &Event) -> Applying {
+    fn of(event: &Event, body: &Bytes) -> Applying {
         let kind = match event {
             Event::Create { .. } => ApplyingKind::Create,
             Event::Acknowledge { .. } => ApplyingKind::Acknowledge,
@@ -904,6 +913,20 @@ impl Applying {
         Applying {
             id: *event.message_id(),
             kind,
+            body: notification_body(event, body),
         }
+    }
+}
+
+/// The body a notification of `event`'s message carries: the whole body
+/// of a single-chunk message created by it, if small enough.
+fn notification_body(event: &Event, body: &Bytes) -> Option<Bytes> {
+    match event {
+        Event::Create { envelope, .. }
+            if envelope.total_chunks <= 1 && body.len() <= MAX_NOTIFICATION_BODY_BYTES =>
+        {
+            Some(body.clone())
+        }
+        _ => None,
     }
 }

@@ -9,6 +9,21 @@ use spine_core::wal::RecordLocation;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::node::error::RequestError;
+
+/// A durable event another partition logged for a message owned here.
+#[derive(Debug, Clone)]
+pub struct Foreign {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its record location.
+    pub location: RecordLocation,
+    /// The event.
+    pub event: Event,
+    /// Where its body is.
+    pub body_loc: ChunkLoc,
+    /// The body a notification of it carries, if any.
+    pub inline: Option<Bytes>,
+}
 use crate::node::types::{ChunkOutcome, InboxPage, MessageView, Notification, SendOutcome};
 use crate::wal::AppendResult;
 
@@ -110,16 +125,7 @@ pub enum PartitionMsg {
     },
     /// Apply an event another partition logged for a message owned here
     /// (the non-delivery report of an expired message).
-    ApplyForeign {
-        /// Its sequence number.
-        seq: u64,
-        /// Its record location.
-        location: RecordLocation,
-        /// The event.
-        event: Box<Event>,
-        /// Where its body is.
-        body_loc: ChunkLoc,
-    },
+    ApplyForeign(Box<Foreign>),
     /// Push newly accepted messages for `mailbox` into `tx`.
     Subscribe {
         /// The mailbox.
@@ -166,7 +172,7 @@ impl std::fmt::Debug for PartitionMsg {
             PartitionMsg::TrackLocal { .. } => "TrackLocal",
             PartitionMsg::Reset { .. } => "Reset",
             PartitionMsg::Expire { .. } => "Expire",
-            PartitionMsg::ApplyForeign { .. } => "ApplyForeign",
+            PartitionMsg::ApplyForeign(_) => "ApplyForeign",
             PartitionMsg::Subscribe { .. } => "Subscribe",
             PartitionMsg::Durable { .. } => "Durable",
             PartitionMsg::Carry { .. } => "Carry",

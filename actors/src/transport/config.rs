@@ -55,6 +55,10 @@ pub struct NetworkConfig {
     /// written to it. A connection over it stops being read, or its
     /// downloads wait, until its client catches up.
     pub max_connection_buffered_bytes: u64,
+    /// Largest body pushed with its notification to a subscriber that asks
+    /// for bodies (0: never; at most 65536, the node's
+    /// `MAX_NOTIFICATION_BODY_BYTES`; never more than `max_payload_bytes`).
+    pub push_inline_bytes: u32,
     /// Name the server gives in `HELLO_OK`.
     pub server_name: String,
 }
@@ -77,6 +81,7 @@ impl Default for NetworkConfig {
             download_piece_bytes: 256 << 10,
             handshake_timeout_ms: 10_000,
             max_connection_buffered_bytes: 64 << 20,
+            push_inline_bytes: 64 << 10,
             server_name: "spine".to_string(),
         }
     }
@@ -152,6 +157,9 @@ impl NetworkConfig {
             return Err(
                 "max_connection_buffered_bytes must be 1048576 to 1099511627776".to_string(),
             );
+        }
+        if self.push_inline_bytes as usize > crate::node::MAX_NOTIFICATION_BODY_BYTES {
+            return Err("push_inline_bytes must be 0 to 65536".to_string());
         }
         if self.server_name.is_empty()
             || self.server_name.len() > 128

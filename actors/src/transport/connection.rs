@@ -16,6 +16,9 @@
 //!   its own requests' futures ([`serve_ordinary`]); the actor only does
 //!   the session bookkeeping (`HELLO`, subscriptions), so one slow request
 //!   never blocks the others.
+//! - A subscription that asked for bodies (INLINE) gets each body the node
+//!   had at hand (single chunk, at most `push_inline_bytes`) in its push;
+//!   any other push is a notification to download.
 //! - At most one subscription per connection; it ends with the stream it
 //!   was made on, with `UNSUBSCRIBE`, or with the connection. Pushes stop
 //!   at zero credit and resume when `CREDIT` grants more; credit never
@@ -309,7 +312,7 @@ impl ConnState {
                 );
                 let _ = out.send(Outgoing::Frame(id, answer)).await;
             }
-            Request::Subscribe { credit } => {
+            Request::Subscribe { credit, inline } => {
                 self.subscription = None;
                 let max = context.limits.max_credit;
                 let credit = credit.min(max);
@@ -321,7 +324,13 @@ impl ConnState {
                             .send(Outgoing::Frame(id, Response::Subscribed { credit }))
                             .await;
                         let window = Arc::new(Semaphore::new(credit as usize));
-                        let task = tokio::spawn(push_loop(notifications, Arc::clone(&window), out));
+                        let inline_max = if inline { context.push_inline_bytes } else { 0 };
+                        let task = tokio::spawn(push_loop(
+                            notifications,
+                            Arc::clone(&window),
+                            out,
+                            inline_max,
+                        ));
                         self.subscription = Some(Subscription {
                             stream_id,
                             credit: window,
@@ -402,11 +411,13 @@ impl ConnState {
     }
 }
 
-/// Pushes each newly accepted message while credit lasts.
+/// Pushes each newly accepted message while credit lasts, with its body
+/// when the node has it at hand and it is at most `inline_max` bytes.
 async fn push_loop(
     mut notifications: tokio::sync::mpsc::Receiver<crate::node::Notification>,
     credit: Arc<Semaphore>,
     out: Outbox,
+    inline_max: usize,
 ) {
     while let Some(n) = notifications.recv().await {
         let Ok(permit) = credit.acquire().await else {
@@ -416,6 +427,7 @@ async fn push_loop(
         let push = Response::Push {
             envelope: n.envelope,
             order: n.order,
+            body: n.body.filter(|b| b.len() <= inline_max),
         };
         if out.send(Outgoing::Frame(0, push)).await.is_err() {
             return;

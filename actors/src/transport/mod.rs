@@ -100,6 +100,8 @@ pub(crate) struct Context {
     pub(crate) handshake_timeout: Duration,
     /// Bytes one connection may make the server hold.
     pub(crate) connection_buffered_bytes: u64,
+    /// Largest body pushed inline to a subscriber that asked for bodies.
+    pub(crate) push_inline_bytes: usize,
     /// Bounds connections across both transports.
     pub(crate) connections: Arc<Semaphore>,
 }
@@ -138,6 +140,7 @@ impl Transports {
             require_client_cert: config.require_client_cert,
             handshake_timeout: Duration::from_millis(config.handshake_timeout_ms),
             connection_buffered_bytes: config.max_connection_buffered_bytes,
+            push_inline_bytes: config.push_inline_bytes.min(config.max_payload_bytes) as usize,
             connections: Arc::new(Semaphore::new(config.max_connections)),
         });
         let (supervisor, _) = Actor::spawn(None, TransportSupervisor, ())

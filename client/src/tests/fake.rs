@@ -288,7 +288,7 @@ impl ConnState {
                     ods_code: OdsCode::parse("X26").unwrap(),
                 }]))
             }
-            Request::Subscribe { credit } => {
+            Request::Subscribe { credit, .. } => {
                 self.sub = Some(CreditWindow::new(credit, Limits::default().max_credit));
                 reply(Response::Subscribed { credit })
             }
@@ -328,6 +328,7 @@ impl ConnState {
                 Response::Push {
                     envelope: envelope(),
                     order: self.pushed as u64,
+                    body: None,
                 },
             ));
         }

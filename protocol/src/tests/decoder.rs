@@ -122,6 +122,23 @@ fn before_hello_only_hello_sized_frames_are_read() {
 }
 
 #[test]
+fn a_push_carries_a_body_only_with_inline() {
+    let push = Response::Push {
+        envelope: envelope(),
+        order: 7,
+        body: Some(Bytes::from_static(b"body")),
+    };
+    let mut wire = BytesMut::new();
+    ServerCodec::default().encode(0, &push, &mut wire).unwrap();
+    // Clear INLINE (header bytes 6..8): a payload without it is refused.
+    wire[7] &= !(crate::frame::Flags::INLINE.bits() as u8);
+    let e = client().decode(&mut wire).unwrap_err();
+    assert_eq!(e.code(), "PROTO_FRAME_INCONSISTENT");
+    assert!(!e.is_fatal());
+    assert!(e.to_string().contains("INLINE"), "{e}");
+}
+
+#[test]
 fn a_frame_at_the_limit_is_accepted() {
     let limits = Limits {
         max_payload_bytes: 100,

@@ -64,6 +64,7 @@ fn push() {
     let push = Response::Push {
         envelope: envelope(),
         order: 42,
+        body: None,
     };
     let mut wire = BytesMut::new();
     ServerCodec::default().encode(0, &push, &mut wire).unwrap();

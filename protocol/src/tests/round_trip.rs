@@ -1,7 +1,7 @@
 //! Every request and response survives encode → decode unchanged, however
 //! the bytes are split.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 
 use super::strategies::{request, response, response_id, test_limits};
@@ -181,6 +181,7 @@ fn pushes_and_errors_use_id_zero() {
     let push = Response::Push {
         envelope: super::envelope(),
         order: 42,
+        body: None,
     };
     server.encode(0, &push, &mut wire).unwrap();
     let error = Response::Error(crate::ProtocolError::FrameTooShort { len: 3, min: 16 }.to_wire());
@@ -188,6 +189,7 @@ fn pushes_and_errors_use_id_zero() {
     let report = Response::Push {
         envelope: super::report_envelope(),
         order: 43,
+        body: Some(Bytes::from_static(b"inline body")),
     };
     server.encode(0, &report, &mut wire).unwrap();
     assert_eq!(client.decode(&mut wire).unwrap(), Some((0, push.clone())));

@@ -216,7 +216,8 @@ pub(crate) fn request() -> impl Strategy<Value = Request> {
                 workflow_id,
             }
         }),
-        (0..=limits.max_credit).prop_map(|credit| Request::Subscribe { credit }),
+        (0..=limits.max_credit, any::<bool>())
+            .prop_map(|(credit, inline)| Request::Subscribe { credit, inline }),
         (1..=limits.max_credit).prop_map(|add| Request::Credit { add }),
         Just(Request::Unsubscribe),
         Just(Request::Ping),
@@ -396,7 +397,16 @@ pub(crate) fn response() -> impl Strategy<Value = Response> {
         (0..=limits.max_credit).prop_map(|credit| Response::Subscribed { credit }),
         Just(Response::Unsubscribed),
         Just(Response::Pong),
-        (envelope(), any::<u64>()).prop_map(|(envelope, order)| Response::Push { envelope, order }),
+        (
+            envelope(),
+            any::<u64>(),
+            proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64))
+        )
+            .prop_map(|(envelope, order, body)| Response::Push {
+                envelope,
+                order,
+                body: body.map(Bytes::from),
+            }),
         wire_error().prop_map(Response::Error),
     ]
 }

@@ -291,6 +291,9 @@ pub struct SettingFlags {
     /// Bytes one connection may make the server hold (frames being received and downloads not yet written), 1048576..=1099511627776 [env: SPINE_MAX_CONNECTION_BUFFERED_BYTES] [default: 67108864]
     #[arg(long, value_name = "BYTES")]
     pub max_connection_buffered_bytes: Option<OsString>,
+    /// Largest body pushed with its notification to a subscriber that asks for bodies (0: never), 0..=65536 [env: SPINE_PUSH_INLINE_BYTES] [default: 65536]
+    #[arg(long, value_name = "BYTES")]
+    pub push_inline_bytes: Option<OsString>,
     /// Server name given to clients in HELLO_OK, 1 to 128 bytes [env: SPINE_SERVER_NAME] [default: spine]
     #[arg(long, value_name = "NAME")]
     pub server_name: Option<OsString>,
@@ -347,7 +350,7 @@ pub struct SettingFlags {
 impl SettingFlags {
     /// The flags given, as (setting, raw value) pairs.
     pub fn given(&self) -> Vec<(Setting, OsString)> {
-        let all: [(Setting, Option<OsString>); 63] = [
+        let all: [(Setting, Option<OsString>); 64] = [
             (Setting::DataDir, self.data_dir.clone()),
             (Setting::SegmentBytes, self.segment_bytes.clone()),
             (Setting::MaxRecordBytes, self.max_record_bytes.clone()),
@@ -418,6 +421,7 @@ impl SettingFlags {
                 Setting::MaxConnectionBufferedBytes,
                 self.max_connection_buffered_bytes.clone(),
             ),
+            (Setting::PushInlineBytes, self.push_inline_bytes.clone()),
             (Setting::ServerName, self.server_name.clone()),
             (Setting::MeshEnabled, self.mesh_enabled.clone()),
             (Setting::MeshListen, self.mesh_listen.clone()),
@@ -609,6 +613,8 @@ mod tests {
             "29",
             "--max-connection-buffered-bytes",
             "2048",
+            "--push-inline-bytes",
+            "4096",
             "--server-name",
             "node-a",
             "--mesh-enabled",
@@ -695,6 +701,7 @@ mod tests {
                 Setting::DownloadPieceBytes => "28",
                 Setting::HandshakeTimeoutMs => "29",
                 Setting::MaxConnectionBufferedBytes => "2048",
+                Setting::PushInlineBytes => "4096",
                 Setting::ServerName => "node-a",
                 Setting::MeshEnabled => "true",
                 Setting::MeshListen => "127.0.0.1:30",
@@ -870,6 +877,7 @@ mod tests {
             Setting::MaxPayloadBytes,
             Setting::HandshakeTimeoutMs,
             Setting::MaxConnectionBufferedBytes,
+            Setting::PushInlineBytes,
         ] {
             assert_help_range(setting, |config| {
                 // The smallest piece, so that the payload limit's lower

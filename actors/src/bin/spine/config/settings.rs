@@ -110,6 +110,8 @@ pub enum Setting {
     HandshakeTimeoutMs,
     /// `network.max_connection_buffered_bytes`.
     MaxConnectionBufferedBytes,
+    /// `network.push_inline_bytes`.
+    PushInlineBytes,
     /// `network.server_name`.
     ServerName,
     /// `mesh.enabled`.
@@ -149,7 +151,7 @@ pub enum Setting {
 
 impl Setting {
     /// Every setting, in file order.
-    pub const ALL: [Setting; 63] = [
+    pub const ALL: [Setting; 64] = [
         Setting::DataDir,
         Setting::SegmentBytes,
         Setting::MaxRecordBytes,
@@ -196,6 +198,7 @@ impl Setting {
         Setting::DownloadPieceBytes,
         Setting::HandshakeTimeoutMs,
         Setting::MaxConnectionBufferedBytes,
+        Setting::PushInlineBytes,
         Setting::ServerName,
         Setting::MeshEnabled,
         Setting::MeshListen,
@@ -275,6 +278,7 @@ impl Setting {
             Setting::DownloadPieceBytes => "network.download_piece_bytes",
             Setting::HandshakeTimeoutMs => "network.handshake_timeout_ms",
             Setting::MaxConnectionBufferedBytes => "network.max_connection_buffered_bytes",
+            Setting::PushInlineBytes => "network.push_inline_bytes",
             Setting::ServerName => "network.server_name",
             Setting::MeshEnabled => "mesh.enabled",
             Setting::MeshListen => "mesh.listen",
@@ -360,6 +364,7 @@ impl Setting {
             Setting::DownloadPieceBytes => "SPINE_DOWNLOAD_PIECE_BYTES",
             Setting::HandshakeTimeoutMs => "SPINE_HANDSHAKE_TIMEOUT_MS",
             Setting::MaxConnectionBufferedBytes => "SPINE_MAX_CONNECTION_BUFFERED_BYTES",
+            Setting::PushInlineBytes => "SPINE_PUSH_INLINE_BYTES",
             Setting::ServerName => "SPINE_SERVER_NAME",
             Setting::MeshEnabled => "SPINE_MESH_ENABLED",
             Setting::MeshListen => "SPINE_MESH_LISTEN",
@@ -429,6 +434,7 @@ impl Setting {
             Setting::DownloadPieceBytes => "--download-piece-bytes",
             Setting::HandshakeTimeoutMs => "--handshake-timeout-ms",
             Setting::MaxConnectionBufferedBytes => "--max-connection-buffered-bytes",
+            Setting::PushInlineBytes => "--push-inline-bytes",
             Setting::ServerName => "--server-name",
             Setting::MeshEnabled => "--mesh-enabled",
             Setting::MeshListen => "--mesh-listen",
@@ -550,6 +556,9 @@ impl Setting {
             }
             Setting::MaxConnectionBufferedBytes => {
                 network.max_connection_buffered_bytes = number(raw, "a number of bytes")?
+            }
+            Setting::PushInlineBytes => {
+                network.push_inline_bytes = number(raw, "a number of bytes")?
             }
             Setting::ServerName => network.server_name = text(raw)?.to_string(),
             Setting::MeshEnabled => mesh.enabled = boolean(raw)?,
@@ -814,6 +823,7 @@ mod tests {
             (Setting::DownloadPieceBytes, "4096"),
             (Setting::HandshakeTimeoutMs, "250"),
             (Setting::MaxConnectionBufferedBytes, "1048576"),
+            (Setting::PushInlineBytes, "0"),
             (Setting::ServerName, "spine-a"),
         ] {
             setting.apply(&mut c, OsStr::new(raw)).unwrap();
@@ -835,6 +845,7 @@ mod tests {
             (4096, 250)
         );
         assert_eq!(n.max_connection_buffered_bytes, 1 << 20);
+        assert_eq!(n.push_inline_bytes, 0);
         assert_eq!(n.server_name, "spine-a");
         // Storage's in-flight limit is a different setting.
         assert_eq!(

@@ -947,6 +947,7 @@ fn network_settings_layer_and_print_with_origins() {
         "download_piece_bytes = 262144  # built-in default",
         "handshake_timeout_ms = 10000  # built-in default",
         "max_connection_buffered_bytes = 67108864  # built-in default",
+        "push_inline_bytes = 65536  # built-in default",
         "server_name = \"from-flag\"  # flag --server-name",
     ] {
         assert!(section.contains(line), "{line:?} missing:\n{section}");

@@ -484,6 +484,10 @@ pub fn copy_network_field(
             into.max_connection_buffered_bytes = from.max_connection_buffered_bytes;
             from.max_connection_buffered_bytes.to_string()
         }
+        Setting::PushInlineBytes => {
+            into.push_inline_bytes = from.push_inline_bytes;
+            from.push_inline_bytes.to_string()
+        }
         Setting::ServerName => {
             into.server_name.clone_from(&from.server_name);
             format!("{:?}", from.server_name)
