@@ -94,7 +94,7 @@ pub struct AccreditedSystem {
 }
 
 /// The validated service directory.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServiceDirectory {
     services: BTreeMap<ServiceName, Service>,
     interactions: BTreeMap<InteractionId, Interaction>,

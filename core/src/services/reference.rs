@@ -346,3 +346,25 @@ impl ReferenceServices {
         patients.chain(summaries).chain(prescriptions).collect()
     }
 }
+
+impl crate::message::SegmentHolder for ReferenceServices {
+    fn carry_records(&self, upto: u64) -> Result<Vec<crate::wal::PendingRecord>, crate::wal::WalError> {
+        self.carry(upto)
+            .iter()
+            .map(|r| r.to_record().map_err(crate::wal::WalError::InvalidBatch))
+            .collect()
+    }
+
+    fn carried(
+        &mut self,
+        record: &crate::wal::PendingRecord,
+        location: crate::wal::RecordLocation,
+    ) -> Result<(), crate::wal::WalError> {
+        let decoded = ServiceRecord::from_record(record.kind, &record.head)
+            .map_err(crate::wal::WalError::InvalidBatch)?;
+        if let Some(r) = decoded {
+            self.apply(r, location.segment);
+        }
+        Ok(())
+    }
+}

@@ -793,3 +793,47 @@ proptest! {
         }
     }
 }
+
+// ---- the log: replay and compaction -----------------------------------------
+
+#[test]
+fn service_state_survives_replay_and_compaction_in_a_shared_log() {
+    use crate::message::{compact_with, CompactionPolicy, MessageStore, StoreConfig};
+    use crate::wal::{MemStorage, Wal, WalConfig};
+    let config = WalConfig {
+        segment_bytes: 4 * 1024,
+        max_record_bytes: 1 << 20,
+        max_batch_records: 256,
+    };
+    let disk = MemStorage::new();
+    let (mut wal, _) = Wal::open(disk.clone(), config.clone(), |_| Ok(())).unwrap();
+    let mut s = services();
+    let mut store = MessageStore::new(StoreConfig::default());
+    // Enough changes to span many segments; later ones supersede earlier.
+    for i in 0..200u64 {
+        let n = synthetic_numbers(20).nth((i % 20) as usize).unwrap();
+        let body = format!(r#"{{"nhs_number":"{n}","summary":{{"rev":{i}}}}}"#);
+        let h = s.handle(Builtin::Scr, "upload", &gp(), body.as_bytes(), T0).unwrap();
+        let recs: Vec<_> = h.records.iter().map(|r| r.to_record().unwrap()).collect();
+        let appended = wal.append_batch(&recs).unwrap();
+        for (r, a) in h.records.into_iter().zip(appended) {
+            s.apply(r, a.location.segment);
+        }
+    }
+    let before = s.carry(u64::MAX);
+    assert!(wal.segments().len() > 3, "the test needs several segments");
+    let report = compact_with(&mut wal, &mut store, &mut s, &CompactionPolicy::default(), true).unwrap();
+    assert!(report.segments_removed > 0, "{report:?}");
+    assert_eq!(s.carry(u64::MAX), before);
+    drop(wal);
+    // A restart replays what is left: the same state.
+    let mut replayed = services();
+    let mut messages = MessageStore::new(StoreConfig::default());
+    let (_wal, _) = Wal::open(disk, config, |r| {
+        messages.replay(&r).map_err(|e| e.to_string())?;
+        replayed.replay(&r)
+    })
+    .unwrap();
+    assert_eq!(replayed.carry(u64::MAX), before);
+    assert_eq!(messages.len(), 0);
+}
