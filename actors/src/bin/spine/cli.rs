@@ -126,6 +126,28 @@ pub enum Command {
     Lookup(Box<crate::client_cmd::LookupArgs>),
     /// Print messages as they arrive in your inbox (push, no polling).
     Watch(Box<crate::client_cmd::WatchArgs>),
+    /// Send a request to a national service and print its response.
+    Request(Box<crate::service_cmd::RequestArgs>),
+    /// Personal Demographics Service: get, search and update patients.
+    Pds {
+        /// The PDS operation.
+        #[command(subcommand)]
+        command: Box<crate::service_cmd::PdsCommand>,
+    },
+    /// Summary Care Record: upload a replacement summary, get the latest.
+    Scr {
+        /// The SCR operation.
+        #[command(subcommand)]
+        command: Box<crate::service_cmd::ScrCommand>,
+    },
+    /// Electronic Prescription Service: create, release, dispense, claim.
+    Eps {
+        /// The EPS operation.
+        #[command(subcommand)]
+        command: Box<crate::service_cmd::EpsCommand>,
+    },
+    /// Serve a service as an external provider (echoes each request; a demonstration).
+    Provide(Box<crate::service_cmd::ProvideArgs>),
 }
 
 /// `spine wal ...`.
