@@ -163,6 +163,9 @@ pub(crate) struct ConnState {
 /// This connection as a provider of one service.
 #[derive(Debug)]
 struct Provider {
+    /// The stream it was registered on: its calls go out there, so it ends
+    /// with that stream (the call loop holds the stream's outbox).
+    stream_id: u64,
     service: spine_core::services::ServiceName,
     id: spine_core::services::ProviderId,
     node: crate::node::NodeHandle,
@@ -237,6 +240,13 @@ impl Actor for ConnectionActor {
                     .is_some_and(|s| s.stream_id == stream_id)
                 {
                     state.subscription = None;
+                }
+                if state
+                    .provider
+                    .as_ref()
+                    .is_some_and(|p| p.stream_id == stream_id)
+                {
+                    state.provider = None;
                 }
             }
             ConnMsg::Request {
@@ -337,7 +347,7 @@ impl ConnState {
             }
             Request::RegisterProvider { service } => {
                 let answer = self
-                    .register_provider(&mailbox, &service, out.clone())
+                    .register_provider(&mailbox, &service, out.clone(), stream_id)
                     .await;
                 let _ = out.send(Outgoing::Frame(id, answer)).await;
             }
@@ -382,6 +392,7 @@ impl ConnState {
         mailbox: &MailboxId,
         service: &str,
         out: Outbox,
+        stream_id: u64,
     ) -> Response {
         if let Some(p) = &self.provider {
             return error_response(
@@ -406,6 +417,7 @@ impl ConnState {
                     out,
                 ));
                 self.provider = Some(Provider {
+                    stream_id,
                     service: registration.service,
                     id: registration.id,
                     node,
