@@ -392,7 +392,7 @@ impl Request {
                     correlation: *correlation,
                     fault: service::fault_meta(result),
                 };
-                let body = result.as_ref().map(Bytes::clone).unwrap_or_default();
+                let body = result.as_ref().ok().cloned().unwrap_or_default();
                 (Some(meta::encode(kind, &m)?), vec![body])
             }
             Request::Unsubscribe | Request::Ping => (None, vec![]),

@@ -312,7 +312,7 @@ impl Response {
                 let m = ServiceResponseMeta {
                     fault: service::fault_meta(result),
                 };
-                let body = result.as_ref().map(bytes::Bytes::clone).unwrap_or_default();
+                let body = result.as_ref().ok().cloned().unwrap_or_default();
                 (Some(meta::encode(kind, &m)?), vec![body])
             }
             Response::ProviderRegistered {

@@ -85,7 +85,7 @@ fn a_service_call_is_a_push() {
     let frame = call.to_frame(0, &limits).unwrap();
     let mut wire = bytes::BytesMut::new();
     frame.write_to(&mut wire);
-    let mut client = ClientCodec::new(limits.clone()).unwrap();
+    let mut client = ClientCodec::new(limits).unwrap();
     assert_eq!(client.decode(&mut wire).unwrap(), Some((0, call.clone())));
     assert!(
         call.to_frame(3, &limits).is_err(),
