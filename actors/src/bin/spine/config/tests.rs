@@ -111,6 +111,7 @@ fn every_setting_is_reachable_from_env_and_flag() {
         | Setting::Mailboxes
         | Setting::Workflows
         | Setting::DirectoryToml
+        | Setting::ServicesDirectory
         | Setting::TlsCert
         | Setting::TlsKey
         | Setting::ClientCa => "/some/path",
@@ -651,6 +652,10 @@ fn every_model_field_has_a_setting() {
             tls_key: Some("/k".into()),
             client_ca: Some("/ca".into()),
             ..NetworkConfig::default()
+        },
+        services: spine_actors::services::ServicesConfig {
+            directory: Some("/s".into()),
+            ..Default::default()
         },
         ..NodeConfig::default()
     })
