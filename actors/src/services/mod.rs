@@ -169,6 +169,30 @@ impl ServiceHub {
         caller: &MailboxId,
         request: ServiceRequest,
     ) -> Result<Bytes, ServiceError> {
+        let started = std::time::Instant::now();
+        let result = self.route(caller, request).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(
+                ServiceError::Timeout { .. }
+                | ServiceError::NoProvider { .. }
+                | ServiceError::ProviderLost { .. }
+                | ServiceError::Busy { .. }
+                | ServiceError::Unavailable { .. },
+            ) => "failed",
+            Err(_) => "refused",
+        };
+        metrics::counter!("spine_service_requests_total", "outcome" => outcome).increment(1);
+        metrics::histogram!("spine_service_request_seconds")
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn route(
+        &self,
+        caller: &MailboxId,
+        request: ServiceRequest,
+    ) -> Result<Bytes, ServiceError> {
         if request.body.len() > self.config.max_body_bytes {
             return Err(ServiceError::BodyTooLarge {
                 len: request.body.len(),
