@@ -11,6 +11,12 @@
 //! failed request is counted and fails the run: a benchmark of errors is
 //! no benchmark.
 //!
+//! With `--send-every N` (default 32) a third phase mixes the two kinds of
+//! Spine traffic in national proportions: every Nth operation is a 1 KiB
+//! MESH-style message send (to X26ABC2 on `TEST_WORKFLOW`) instead of a
+//! PDS request — Spine carries about 1.3 billion messages a month against
+//! MESH's 40 million files, about 32 to 1 (`mesh-notes.md` §5.4).
+//!
 //! The NATS request/reply comparison the issue asks for is measured by the
 //! compare tool on another branch (async-nats); this mode produces the
 //! Spine side in the same JSON shape.
@@ -62,6 +68,9 @@ pub struct RequestArgs {
     /// Skip the PING baseline
     #[arg(long)]
     no_baseline: bool,
+    /// In the mixed phase, every Nth operation is a message send (0: no mixed phase)
+    #[arg(long, default_value_t = 32)]
+    send_every: u64,
     /// Write the JSON result here too
     #[arg(long)]
     json: Option<PathBuf>,
@@ -84,6 +93,10 @@ struct Output {
     seconds: f64,
     pds_get: Phase,
     ping_baseline: Option<Phase>,
+    /// Service requests and message sends mixed (one send every
+    /// `send_every` operations); latency over both.
+    mixed: Option<Phase>,
+    send_every: u64,
 }
 
 pub fn run(args: RequestArgs) -> anyhow::Result<()> {
@@ -140,6 +153,44 @@ pub fn run(args: RequestArgs) -> anyhow::Result<()> {
                 .await?,
             )
         };
+        let mixed = if args.send_every == 0 {
+            None
+        } else {
+            let every = args.send_every;
+            let numbers = Arc::clone(&numbers);
+            let recipient = MailboxId::parse("X26ABC2")?;
+            let workflow = spine_core::ids::WorkflowId::parse("TEST_WORKFLOW")?;
+            let message = Bytes::from(vec![b'x'; 1024]);
+            let p = phase(
+                &clients,
+                args.window,
+                seconds,
+                move |client: Client, i: u64| {
+                    let header =
+                        spine_client::SendHeader::simple(recipient.clone(), workflow.clone());
+                    let message = message.clone();
+                    let body = Bytes::from(numbers[(i as usize) % numbers.len()].clone());
+                    async move {
+                        if i % every == 0 {
+                            client.send(header, message).await.map(|_| ())
+                        } else {
+                            client
+                                .request(
+                                    "pds",
+                                    "QUPA_IN040000UK32",
+                                    body,
+                                    RequestOptions::default(),
+                                )
+                                .await
+                                .map(|_| ())
+                        }
+                    }
+                },
+            )
+            .await?;
+            anyhow::ensure!(p.errors == 0, "{} mixed operations failed", p.errors);
+            Some(p)
+        };
         let out = Output {
             benchmark: "request",
             target: args.target.clone(),
@@ -148,6 +199,8 @@ pub fn run(args: RequestArgs) -> anyhow::Result<()> {
             seconds: args.seconds,
             pds_get: pds,
             ping_baseline: ping,
+            mixed,
+            send_every: args.send_every,
         };
         println!(
             "pds get: {:.0} req/s, p50 {} µs, p99 {} µs ({} requests)",
@@ -160,6 +213,12 @@ pub fn run(args: RequestArgs) -> anyhow::Result<()> {
             println!(
                 "PING baseline: {:.0} req/s, p50 {} µs, p99 {} µs",
                 p.throughput_per_s, p.latency_us.p50, p.latency_us.p99
+            );
+        }
+        if let Some(m) = &out.mixed {
+            println!(
+                "mixed (1 send per {} operations): {:.0} ops/s, p50 {} µs, p99 {} µs",
+                out.send_every, m.throughput_per_s, m.latency_us.p50, m.latency_us.p99
             );
         }
         let json = serde_json::to_string_pretty(&out)?;
@@ -179,7 +238,7 @@ async fn phase<F, Fut>(
     call: F,
 ) -> anyhow::Result<Phase>
 where
-    F: Fn(Client, u64) -> Fut + Clone + Send + 'static,
+    F: Fn(Client, u64) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<(), spine_client::ClientError>> + Send + 'static,
 {
     let counter = Arc::new(AtomicU64::new(0));

@@ -92,7 +92,10 @@ impl ServicesConfig {
                 (1..=3_600_000).contains(&self.cooldown_ms),
                 "services.cooldown_ms must be 1 to 3600000",
             ),
-            ((10..=60_000).contains(&self.tick_ms), "services.tick_ms must be 10 to 60000"),
+            (
+                (10..=60_000).contains(&self.tick_ms),
+                "services.tick_ms must be 10 to 60000",
+            ),
             (
                 (1..=1 << 26).contains(&self.max_summaries)
                     && (1..=1 << 26).contains(&self.max_prescriptions),

@@ -199,13 +199,15 @@ impl ServiceHub {
                 max: self.config.max_body_bytes,
             });
         }
-        let mailbox = self
-            .mailboxes
-            .mailbox(caller)
-            .ok_or_else(|| ServiceError::NotAccredited {
-                why: format!("mailbox {caller} is not in the directory"),
-            })?;
-        let interaction = self.directory.resolve(&request.service, &request.interaction)?;
+        let mailbox =
+            self.mailboxes
+                .mailbox(caller)
+                .ok_or_else(|| ServiceError::NotAccredited {
+                    why: format!("mailbox {caller} is not in the directory"),
+                })?;
+        let interaction = self
+            .directory
+            .resolve(&request.service, &request.interaction)?;
         let asid = match &request.asid {
             Some(a) => Some(Asid::parse(a).map_err(|why| ServiceError::NotAccredited { why })?),
             None => None,
@@ -220,12 +222,12 @@ impl ServiceHub {
                 });
             }
         }
-        let router = self
-            .routers
-            .get(&interaction.service)
-            .ok_or_else(|| ServiceError::NoProvider {
-                service: interaction.service.to_string(),
-            })?;
+        let router =
+            self.routers
+                .get(&interaction.service)
+                .ok_or_else(|| ServiceError::NoProvider {
+                    service: interaction.service.to_string(),
+                })?;
         let reliability = interaction.reliability;
         let routed = Routed {
             interaction: interaction.id.to_string(),

@@ -16,9 +16,11 @@
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use spine_core::services::{Builtin, Caller, ReferenceServices, Routed, ServiceError, ServiceRecord};
-use spine_core::services::{Asid, Correlation};
 use spine_core::ids::OdsCode;
+use spine_core::services::{Asid, Correlation};
+use spine_core::services::{
+    Builtin, Caller, ReferenceServices, Routed, ServiceError, ServiceRecord,
+};
 use spine_core::time::Clock;
 use spine_core::wal::PendingRecord;
 use tokio::sync::oneshot;
@@ -132,7 +134,11 @@ impl Actor for ReferenceActor {
 }
 
 impl ReferenceState {
-    async fn serve(&mut self, builtin: Builtin, request: &Routed) -> Result<bytes::Bytes, ServiceError> {
+    async fn serve(
+        &mut self,
+        builtin: Builtin,
+        request: &Routed,
+    ) -> Result<bytes::Bytes, ServiceError> {
         let caller = Caller {
             asid: Asid::parse(&request.asid).map_err(|why| ServiceError::BadRequest { why })?,
             ods: OdsCode::parse(&request.ods).map_err(ServiceError::Id)?,
