@@ -593,3 +593,43 @@ async fn external_providers_serve_share_load_and_a_killed_one_is_routed_around(
     .await?;
     tokio::task::block_in_place(|| node.stop())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_provider_times_out_clearly_and_is_routed_around() -> anyhow::Result<()> {
+    let node = tokio::task::block_in_place(Node::start)?;
+    bounded(async {
+        let gp = node.client("X26ABC1").await?;
+        // A provider that takes calls and never answers.
+        let hung = node.client("X26ABC3").await?;
+        let mut calls = hung.register_provider("ers", 16).await?;
+        let started = Instant::now();
+        let e = referral(&gp, 1)
+            .await
+            .err()
+            .context("a hung provider cannot answer")?;
+        ensure!(fault_code(&e) == Some("SVC_TIMEOUT"), "{e}");
+        ensure!(
+            e.to_string().contains("did not respond within 5000 ms"),
+            "{e}"
+        );
+        ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "bounded by the interaction's deadline"
+        );
+        ensure!(
+            calls.next().await.is_some(),
+            "the call did reach the hung provider"
+        );
+        // A healthy provider joins: the timed-out one is routed around.
+        let b = tokio::task::block_in_place(|| provider(&node, "B"))?;
+        for n in 0..5 {
+            let answer = referral(&gp, n).await?;
+            ensure!(answer["provider"] == "B", "{answer}");
+        }
+        b.signal("KILL")?;
+        drop(tokio::task::block_in_place(|| b.wait()));
+        Ok(())
+    })
+    .await?;
+    tokio::task::block_in_place(|| node.stop())
+}
