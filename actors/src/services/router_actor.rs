@@ -8,9 +8,11 @@
 //!   messages, reads the clock and ticks the router on a timer, so routing
 //!   is deterministic and tested without tokio.
 //! - Delivery to an external provider never waits: its queue is bounded
-//!   (`provider_queue`); a full or closed queue counts as the provider
-//!   failing that attempt (it is unregistered if closed), and the router
-//!   retries or answers per the reliability settings.
+//!   (`provider_queue`). A full queue answers that request `SVC_BUSY` at
+//!   once (the caller may retry; the provider is not penalised); a closed
+//!   one means the provider has gone: it is unregistered and the router
+//!   retries its requests elsewhere or answers per the reliability
+//!   settings.
 //! - Every caller gets exactly one answer; a caller that went away is
 //!   simply not answered (its receiver is dropped).
 
