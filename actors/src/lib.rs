@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod node;
 pub mod partition;
 pub mod service;
+pub mod services;
 pub mod supervisor;
 pub mod system;
 pub mod tls;

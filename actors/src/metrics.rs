@@ -35,7 +35,7 @@ use crate::node::{NodeHandle, QueueDepths};
 pub type Label = (&'static str, &'static [&'static str]);
 
 /// Counters the node emits: name, label (if any), help.
-pub const COUNTERS: [(&str, Option<Label>, &str); 15] = [
+pub const COUNTERS: [(&str, Option<Label>, &str); 16] = [
     (
         "spine_messages_accepted_total",
         None,
@@ -111,10 +111,15 @@ pub const COUNTERS: [(&str, Option<Label>, &str); 15] = [
         None,
         "Frames the native protocol could not decode (answered with ERROR).",
     ),
+    (
+        "spine_service_requests_total",
+        Some(("outcome", &["ok", "refused", "failed"])),
+        "Service requests answered: ok, refused by the service or its checks (a caller's mistake), or failed (timeout, no provider, unavailable).",
+    ),
 ];
 
 /// Histograms: name, buckets, help.
-pub const HISTOGRAMS: [(&str, &[f64], &str); 2] = [
+pub const HISTOGRAMS: [(&str, &[f64], &str); 3] = [
     (
         "spine_wal_fsync_seconds",
         &FSYNC_SECONDS_BUCKETS,
@@ -124,6 +129,11 @@ pub const HISTOGRAMS: [(&str, &[f64], &str); 2] = [
         "spine_wal_batch_records",
         &BATCH_RECORDS_BUCKETS,
         "Records made durable by each fdatasync (group-commit size).",
+    ),
+    (
+        "spine_service_request_seconds",
+        &FSYNC_SECONDS_BUCKETS,
+        "Time from a service request's check to its answer, in seconds.",
     ),
 ];
 

@@ -174,6 +174,11 @@ async fn compact_round(
         })
         .await?;
     }
+    // Service state re-logs its records out of the segment; they are
+    // durable when it answers, so it never holds the segment afterwards.
+    if let Some(hub) = shared.services.get() {
+        carried += usize::try_from(hub.carry(upto).await?).unwrap_or(usize::MAX);
+    }
     if carried > 0 {
         wal.barrier().await.map_err(|e| e.to_string())?;
         for p in 0..partitions {

@@ -10,6 +10,7 @@ mod mesh_http;
 mod mesh_load;
 mod node_bench;
 mod report;
+mod request_bench;
 mod wal_bench;
 
 #[global_allocator]
@@ -34,6 +35,8 @@ enum Command {
     Node(node_bench::NodeArgs),
     /// End-to-end load against a running node over TCP, TLS, QUIC or the MESH API, beside raw loopback TCP.
     Load(load_bench::LoadArgs),
+    /// PDS-style synchronous request/response over the native protocol, beside PING round trips.
+    Request(request_bench::RequestArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,5 +45,6 @@ fn main() -> anyhow::Result<()> {
         Command::Wal(args) => wal_bench::run(args),
         Command::Node(args) => node_bench::run(args),
         Command::Load(args) => load_bench::run(args),
+        Command::Request(args) => request_bench::run(args),
     }
 }

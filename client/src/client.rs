@@ -203,6 +203,25 @@ impl Client {
         }
     }
 
+    /// [`Client::call`] for sibling modules.
+    pub(crate) async fn call_raw(&self, request: Request) -> Result<Response, ClientError> {
+        self.call(request).await
+    }
+
+    /// The live connection (reconnecting if needed), for sibling modules.
+    pub(crate) async fn connection(&self) -> Result<Conn, ClientError> {
+        self.conn().await
+    }
+
+    /// Bounds `work` by the request timeout, for sibling modules.
+    pub(crate) async fn timed_call<T>(
+        &self,
+        what: &str,
+        work: impl std::future::Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, ClientError> {
+        self.timed(what, work).await
+    }
+
     /// Sends one message (or chunk 1 of a chunked one); returns once the
     /// server has made it durable.
     pub async fn send(&self, header: SendHeader, body: Bytes) -> Result<SendOk, ClientError> {

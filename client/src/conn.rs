@@ -60,6 +60,26 @@ impl Conn {
         }
     }
 
+    /// Registers this connection as a provider (TCP/TLS only).
+    pub(crate) async fn register_provider(
+        &self,
+        service: String,
+        queue: usize,
+    ) -> Result<
+        (
+            tokio::sync::mpsc::Receiver<spine_protocol::ServiceCall>,
+            Response,
+        ),
+        ClientError,
+    > {
+        match self {
+            Conn::Stream(c) => c.register_provider(service, queue).await,
+            Conn::Quic(_) => Err(ClientError::ConfigInvalid {
+                why: "provider registration needs a native:// or natives:// endpoint".into(),
+            }),
+        }
+    }
+
     /// Downloads and reassembles one chunk of at most `max_bytes`.
     pub(crate) async fn download(
         &self,

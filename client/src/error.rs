@@ -106,6 +106,11 @@ pub enum ClientError {
     /// The server answered with an `ERROR` frame.
     #[error("the server refused the request: {0}")]
     Server(WireError),
+    /// A service refused or failed the request; the fault's code is the
+    /// precise stable code (`ID_NHS_NUMBER_CHECK_DIGIT`, `SVC_TIMEOUT`,
+    /// an external provider's own code, ...).
+    #[error("{} ({})", .0.message, .0.code)]
+    Service(spine_protocol::ServiceFault),
 }
 
 impl ErrorCode for ClientError {
@@ -122,6 +127,7 @@ impl ErrorCode for ClientError {
             ClientError::AlreadySubscribed => "CLIENT_ALREADY_SUBSCRIBED",
             ClientError::Closed => "CLIENT_CLOSED",
             ClientError::Server(e) => server_class_name(e.code),
+            ClientError::Service(_) => "CLIENT_SERVICE_FAULT",
         }
     }
 }

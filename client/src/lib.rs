@@ -120,6 +120,7 @@ mod conn;
 mod endpoint;
 mod error;
 mod quic;
+mod service;
 mod stream;
 mod tls;
 
@@ -130,9 +131,10 @@ pub use client::{Client, InboxPage, Push, Session, Subscription};
 pub use config::{ClientConfig, TlsOptions, DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_MAX_IN_FLIGHT};
 pub use endpoint::{Endpoint, DEFAULT_NATIVE_PORT, DEFAULT_QUIC_PORT};
 pub use error::ClientError;
+pub use service::{ProviderCalls, RequestOptions};
 pub use tls::ALPN;
 
 pub use spine_protocol::{
     BatchItem, DownloadedChunk, InboxEntry, Limits, LookupEntry, SendHeader, SendOk, ServerLimits,
-    TrackInfo, WireError, WireErrorCode,
+    ServiceCall, ServiceFault, TrackInfo, WireError, WireErrorCode,
 };

@@ -101,6 +101,8 @@ struct State {
     pending: HashMap<u64, Pending>,
     /// Where pushes go while a subscription is active.
     pushes: Option<mpsc::Sender<Push>>,
+    /// Where service calls go once this connection is a provider.
+    calls: Option<mpsc::Sender<spine_protocol::ServiceCall>>,
 }
 
 /// What the caller side and the two tasks share.
@@ -136,6 +138,7 @@ impl Shared {
             }
             debug!(%reason, "native connection closed");
             state.closed = Some(reason.clone());
+            state.calls = None;
             (std::mem::take(&mut state.pending), state.pushes.take())
         };
         self.permits.close();
@@ -188,6 +191,18 @@ impl Shared {
                             }
                         }
                         None => debug!(order, "push without a subscription ignored"),
+                    }
+                    Ok(())
+                }
+                Response::ServiceCall(call) => {
+                    let state = self.lock();
+                    match &state.calls {
+                        Some(tx) => {
+                            if tx.try_send(call).is_err() {
+                                warn!("service call beyond the provider's queue dropped (the node retries or times it out)");
+                            }
+                        }
+                        None => debug!("service call without a provider registration ignored"),
                     }
                     Ok(())
                 }
@@ -427,6 +442,22 @@ impl StreamConn {
         let _guard = self.shared.register(id, Pending::Answer(tx))?;
         self.queue(frame).await?;
         rx.await.map_err(|_| self.shared.lost())?
+    }
+
+    /// Registers as a provider of `service`: calls arrive on the returned
+    /// receiver (bounded by `queue`) from the moment the request is sent.
+    pub(crate) async fn register_provider(
+        &self,
+        service: String,
+        queue: usize,
+    ) -> Result<(mpsc::Receiver<spine_protocol::ServiceCall>, Response), ClientError> {
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        self.shared.lock().calls = Some(tx);
+        let answer = self.call(Request::RegisterProvider { service }).await;
+        if !matches!(answer, Ok(Response::ProviderRegistered { .. })) {
+            self.shared.lock().calls = None;
+        }
+        Ok((rx, answer?))
     }
 
     /// Downloads one chunk of at most `max_bytes`, reassembled by the

@@ -21,6 +21,7 @@ pub mod ids;
 pub mod message;
 pub mod partition;
 pub mod random;
+pub mod services;
 pub mod time;
 pub mod wal;
 

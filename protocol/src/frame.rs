@@ -66,6 +66,12 @@ pub enum FrameKind {
     Unsubscribe = 0x0C,
     /// Request: liveness check.
     Ping = 0x0D,
+    /// A request to a national service.
+    ServiceRequest = 0x0E,
+    /// Register this connection as a provider of a service.
+    RegisterProvider = 0x0F,
+    /// A provider's answer to a `SERVICE_CALL`.
+    ProviderReply = 0x10,
     /// Response to [`FrameKind::Hello`].
     HelloOk = 0x81,
     /// Response to [`FrameKind::Send`].
@@ -90,15 +96,23 @@ pub enum FrameKind {
     Unsubscribed = 0x8C,
     /// Response to [`FrameKind::Ping`].
     Pong = 0x8D,
+    /// Response to [`FrameKind::ServiceRequest`].
+    ServiceResponse = 0x8E,
+    /// Response to [`FrameKind::RegisterProvider`].
+    ProviderRegistered = 0x8F,
+    /// Response to [`FrameKind::ProviderReply`].
+    ProviderReplyOk = 0x90,
     /// Server push: a message newly accepted into the subscribed inbox.
     Push = 0xA0,
+    /// A service request delivered to a registered provider (id 0).
+    ServiceCall = 0xA1,
     /// Response to any request that failed, or a connection-level error.
     Error = 0xFF,
 }
 
 impl FrameKind {
     /// Every kind, in numeric order.
-    pub const ALL: [FrameKind; 27] = [
+    pub const ALL: [FrameKind; 34] = [
         FrameKind::Hello,
         FrameKind::Send,
         FrameKind::SendBatch,
@@ -112,6 +126,9 @@ impl FrameKind {
         FrameKind::Credit,
         FrameKind::Unsubscribe,
         FrameKind::Ping,
+        FrameKind::ServiceRequest,
+        FrameKind::RegisterProvider,
+        FrameKind::ProviderReply,
         FrameKind::HelloOk,
         FrameKind::SendOk,
         FrameKind::SendBatchOk,
@@ -124,7 +141,11 @@ impl FrameKind {
         FrameKind::Subscribed,
         FrameKind::Unsubscribed,
         FrameKind::Pong,
+        FrameKind::ServiceResponse,
+        FrameKind::ProviderRegistered,
+        FrameKind::ProviderReplyOk,
         FrameKind::Push,
+        FrameKind::ServiceCall,
         FrameKind::Error,
     ];
 
@@ -159,6 +180,9 @@ impl FrameKind {
             FrameKind::Credit => "CREDIT",
             FrameKind::Unsubscribe => "UNSUBSCRIBE",
             FrameKind::Ping => "PING",
+            FrameKind::ServiceRequest => "SERVICE_REQUEST",
+            FrameKind::RegisterProvider => "REGISTER_PROVIDER",
+            FrameKind::ProviderReply => "PROVIDER_REPLY",
             FrameKind::HelloOk => "HELLO_OK",
             FrameKind::SendOk => "SEND_OK",
             FrameKind::SendBatchOk => "SEND_BATCH_OK",
@@ -171,6 +195,10 @@ impl FrameKind {
             FrameKind::Subscribed => "SUBSCRIBED",
             FrameKind::Unsubscribed => "UNSUBSCRIBED",
             FrameKind::Pong => "PONG",
+            FrameKind::ServiceResponse => "SERVICE_RESPONSE",
+            FrameKind::ProviderRegistered => "PROVIDER_REGISTERED",
+            FrameKind::ProviderReplyOk => "PROVIDER_REPLY_OK",
+            FrameKind::ServiceCall => "SERVICE_CALL",
             FrameKind::Push => "PUSH",
             FrameKind::Error => "ERROR",
         }
@@ -294,7 +322,9 @@ mod tests {
         assert_eq!(FrameKind::Push.as_u8(), 0xA0);
         assert_eq!(FrameKind::Error.as_u8(), 0xFF);
         assert_eq!(FrameKind::from_u8(0), None);
-        assert_eq!(FrameKind::from_u8(0x0E), None);
+        assert_eq!(FrameKind::ServiceRequest.as_u8(), 0x0E);
+        assert_eq!(FrameKind::ServiceCall.as_u8(), 0xA1);
+        assert_eq!(FrameKind::from_u8(0x11), None);
         assert_eq!(FrameKind::Send.to_string(), "SEND (0x02)");
     }
 

@@ -51,6 +51,7 @@ pub mod mesh;
 mod meta;
 mod request;
 mod response;
+mod service;
 mod shape;
 mod wire_error;
 mod wire_types;
@@ -74,6 +75,10 @@ pub use limits::{
 };
 pub use request::{BatchItem, Request};
 pub use response::Response;
+pub use service::{
+    ServiceCall, ServiceFault, MAX_FAULT_CODE_BYTES, MAX_FAULT_MESSAGE_BYTES,
+    MAX_INTERACTION_BYTES, MAX_SERVICE_FIELD_BYTES,
+};
 pub use wire_error::{WireError, WireErrorCode};
 pub use wire_types::{
     message_type_from_wire, message_type_to_wire, status_from_wire, status_to_wire, InboxEntry,

@@ -23,6 +23,10 @@ use crate::meta::{
     self, BatchItemMeta, ChunkRefMeta, CreditMeta, HelloMeta, ListInboxMeta, LookupMeta,
     MessageRefMeta, SendBatchMeta, SendHeaderMeta,
 };
+use crate::service::{
+    self, ProviderReplyMeta, RegisterProviderMeta, ServiceRequestMeta, MAX_INTERACTION_BYTES,
+    MAX_SERVICE_FIELD_BYTES,
+};
 use crate::shape;
 use crate::wire_types::{parse_id, parse_opt_id, Password, SendHeader, SendHeaderWire};
 
@@ -118,6 +122,32 @@ pub enum Request {
     Unsubscribe,
     /// Liveness check; answered with `PONG`.
     Ping,
+    /// A request to a national service; answered with `SERVICE_RESPONSE`.
+    ServiceRequest {
+        /// The service (`pds`).
+        service: String,
+        /// The interaction: full id, short id or operation name.
+        interaction: String,
+        /// The accredited system to act as, if named.
+        asid: Option<String>,
+        /// A message id for duplicate elimination.
+        message_id: Option<String>,
+        /// The body.
+        body: Bytes,
+    },
+    /// Register this connection as a provider of `service`; requests then
+    /// arrive as `SERVICE_CALL` pushes.
+    RegisterProvider {
+        /// The service.
+        service: String,
+    },
+    /// A provider's answer to a `SERVICE_CALL`.
+    ProviderReply {
+        /// The call's correlation id.
+        correlation: u64,
+        /// The response body, or a fault.
+        result: Result<Bytes, crate::service::ServiceFault>,
+    },
 }
 
 impl Request {
@@ -137,6 +167,9 @@ impl Request {
             Request::Credit { .. } => FrameKind::Credit,
             Request::Unsubscribe => FrameKind::Unsubscribe,
             Request::Ping => FrameKind::Ping,
+            Request::ServiceRequest { .. } => FrameKind::ServiceRequest,
+            Request::RegisterProvider { .. } => FrameKind::RegisterProvider,
+            Request::ProviderReply { .. } => FrameKind::ProviderReply,
         }
     }
 
@@ -203,6 +236,22 @@ impl Request {
             Request::Credit { add } => {
                 check_range("add", u64::from(*add), 1, u64::from(limits.max_credit))
             }
+            Request::ServiceRequest {
+                service,
+                interaction,
+                asid,
+                message_id,
+                ..
+            } => {
+                service::check_field("service", service, MAX_SERVICE_FIELD_BYTES)?;
+                service::check_field("interaction", interaction, MAX_INTERACTION_BYTES)?;
+                service::check_opt_field("asid", asid.as_deref(), MAX_SERVICE_FIELD_BYTES)?;
+                service::check_opt_field("message_id", message_id.as_deref(), MAX_INTERACTION_BYTES)
+            }
+            Request::RegisterProvider { service } => {
+                service::check_field("service", service, MAX_SERVICE_FIELD_BYTES)
+            }
+            Request::ProviderReply { result, .. } => service::validate_outcome(result),
             Request::Acknowledge { .. }
             | Request::Track { .. }
             | Request::Lookup { .. }
@@ -322,6 +371,38 @@ impl Request {
                 let m = CreditMeta { credit: *add };
                 (Some(meta::encode(kind, &m)?), vec![])
             }
+            Request::ServiceRequest {
+                service,
+                interaction,
+                asid,
+                message_id,
+                body,
+            } => {
+                let m = ServiceRequestMeta {
+                    service: service.clone(),
+                    interaction: interaction.clone(),
+                    asid: asid.clone(),
+                    message_id: message_id.clone(),
+                };
+                (Some(meta::encode(kind, &m)?), vec![body.clone()])
+            }
+            Request::RegisterProvider { service } => {
+                let m = RegisterProviderMeta {
+                    service: service.clone(),
+                };
+                (Some(meta::encode(kind, &m)?), vec![])
+            }
+            Request::ProviderReply {
+                correlation,
+                result,
+            } => {
+                let m = ProviderReplyMeta {
+                    correlation: *correlation,
+                    fault: service::fault_meta(result),
+                };
+                let body = result.as_ref().ok().cloned().unwrap_or_default();
+                (Some(meta::encode(kind, &m)?), vec![body])
+            }
             Request::Unsubscribe | Request::Ping => (None, vec![]),
         };
         assemble(header, meta.as_deref().unwrap_or_default(), payload, limits)
@@ -428,6 +509,28 @@ impl Request {
             }
             FrameKind::Unsubscribe => Request::Unsubscribe,
             FrameKind::Ping => Request::Ping,
+            FrameKind::ServiceRequest => {
+                let r: ServiceRequestMeta = meta::decode(kind, m)?;
+                Request::ServiceRequest {
+                    service: r.service,
+                    interaction: r.interaction,
+                    asid: r.asid,
+                    message_id: r.message_id,
+                    body: frame.payload.clone(),
+                }
+            }
+            FrameKind::RegisterProvider => {
+                let r: RegisterProviderMeta = meta::decode(kind, m)?;
+                Request::RegisterProvider { service: r.service }
+            }
+            FrameKind::ProviderReply => {
+                let r: ProviderReplyMeta = meta::decode(kind, m)?;
+                service::fault_has_no_body(kind, &r.fault, &frame.payload)?;
+                Request::ProviderReply {
+                    correlation: r.correlation,
+                    result: service::outcome(r.fault, frame.payload.clone()),
+                }
+            }
             other => {
                 return Err(ProtocolError::UnexpectedKind {
                     kind: other,

@@ -33,6 +33,10 @@ use crate::meta::{
     LookupResultMeta, PushMeta, SendBatchOkMeta, SendOkMeta, ServerLimitsMeta, TrackInfoMeta,
     WireErrorMeta,
 };
+use crate::service::{
+    self, ProviderRegisteredMeta, ServiceCall, ServiceCallMeta, ServiceFault, ServiceResponseMeta,
+    MAX_SERVICE_FIELD_BYTES,
+};
 use crate::shape;
 use crate::wire_error::WireError;
 use crate::wire_types::{
@@ -98,6 +102,19 @@ pub enum Response {
         /// recipient downloads it.
         body: Option<Bytes>,
     },
+    /// The answer to `SERVICE_REQUEST`: the response body or a fault.
+    ServiceResponse(Result<bytes::Bytes, ServiceFault>),
+    /// The connection is now a provider.
+    ProviderRegistered {
+        /// Its provider id (for logs).
+        provider_id: u64,
+        /// The service.
+        service: String,
+    },
+    /// The provider's reply was taken.
+    ProviderReplyOk,
+    /// A request for this provider to serve (request id 0).
+    ServiceCall(ServiceCall),
     /// The request failed (or, with request id 0, the connection did).
     Error(WireError),
 }
@@ -119,6 +136,10 @@ impl Response {
             Response::Unsubscribed => FrameKind::Unsubscribed,
             Response::Pong => FrameKind::Pong,
             Response::Push { .. } => FrameKind::Push,
+            Response::ServiceResponse(_) => FrameKind::ServiceResponse,
+            Response::ProviderRegistered { .. } => FrameKind::ProviderRegistered,
+            Response::ProviderReplyOk => FrameKind::ProviderReplyOk,
+            Response::ServiceCall(_) => FrameKind::ServiceCall,
             Response::Error(_) => FrameKind::Error,
         }
     }
@@ -180,7 +201,13 @@ impl Response {
                 u64::from(limits.max_credit),
             ),
             Response::Error(e) => e.validate(),
-            Response::SendOk(_)
+            Response::ServiceResponse(result) => service::validate_outcome(result),
+            Response::ProviderRegistered { service, .. } => {
+                service::check_field("service", service, MAX_SERVICE_FIELD_BYTES)
+            }
+            Response::ServiceCall(call) => call.validate(),
+            Response::ProviderReplyOk
+            | Response::SendOk(_)
             | Response::ChunkOk { .. }
             | Response::AckOk
             | Response::TrackInfo(_)
@@ -296,7 +323,31 @@ impl Response {
                 (Some(meta::encode(kind, &m)?), payload)
             }
             Response::Error(e) => (Some(meta::encode(kind, &e.to_meta())?), vec![]),
-            Response::AckOk | Response::Unsubscribed | Response::Pong => (None, vec![]),
+            Response::ServiceResponse(result) => {
+                let m = ServiceResponseMeta {
+                    fault: service::fault_meta(result),
+                };
+                let body = result.as_ref().ok().cloned().unwrap_or_default();
+                (Some(meta::encode(kind, &m)?), vec![body])
+            }
+            Response::ProviderRegistered {
+                provider_id,
+                service,
+            } => {
+                let m = ProviderRegisteredMeta {
+                    provider_id: *provider_id,
+                    service: service.clone(),
+                };
+                (Some(meta::encode(kind, &m)?), vec![])
+            }
+            Response::ServiceCall(call) => (
+                Some(meta::encode(kind, &call.to_meta())?),
+                vec![call.body.clone()],
+            ),
+            Response::AckOk
+            | Response::Unsubscribed
+            | Response::Pong
+            | Response::ProviderReplyOk => (None, vec![]),
         };
         let header = FrameHeader {
             kind,
@@ -474,6 +525,23 @@ impl Response {
             FrameKind::Error => {
                 let e: WireErrorMeta = meta::decode(kind, m)?;
                 Response::Error(WireError::from_meta(e)?)
+            }
+            FrameKind::ServiceResponse => {
+                let r: ServiceResponseMeta = meta::decode(kind, m)?;
+                service::fault_has_no_body(kind, &r.fault, &frame.payload)?;
+                Response::ServiceResponse(service::outcome(r.fault, frame.payload.clone()))
+            }
+            FrameKind::ProviderRegistered => {
+                let r: ProviderRegisteredMeta = meta::decode(kind, m)?;
+                Response::ProviderRegistered {
+                    provider_id: r.provider_id,
+                    service: r.service,
+                }
+            }
+            FrameKind::ProviderReplyOk => Response::ProviderReplyOk,
+            FrameKind::ServiceCall => {
+                let c: ServiceCallMeta = meta::decode(kind, m)?;
+                Response::ServiceCall(ServiceCall::from_meta(c, frame.payload.clone()))
             }
             _ => return Err(unexpected()),
         };

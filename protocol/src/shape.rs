@@ -30,8 +30,18 @@ pub(crate) struct Shape {
 pub(crate) const fn shape(kind: FrameKind) -> Shape {
     use FrameKind as K;
     let (meta, payload) = match kind {
-        K::Send | K::SendBatch | K::SendChunk | K::DownloadData | K::Push => (true, true),
-        K::Unsubscribe | K::Ping | K::AckOk | K::Unsubscribed | K::Pong => (false, false),
+        K::Send
+        | K::SendBatch
+        | K::SendChunk
+        | K::DownloadData
+        | K::Push
+        | K::ServiceRequest
+        | K::ProviderReply
+        | K::ServiceResponse
+        | K::ServiceCall => (true, true),
+        K::Unsubscribe | K::Ping | K::AckOk | K::Unsubscribed | K::Pong | K::ProviderReplyOk => {
+            (false, false)
+        }
         K::Hello
         | K::ListInbox
         | K::Download
@@ -48,6 +58,8 @@ pub(crate) const fn shape(kind: FrameKind) -> Shape {
         | K::TrackInfo
         | K::LookupResult
         | K::Subscribed
+        | K::RegisterProvider
+        | K::ProviderRegistered
         | K::Error => (true, false),
     };
     Shape { meta, payload }
@@ -57,8 +69,8 @@ pub(crate) const fn shape(kind: FrameKind) -> Shape {
 pub(crate) fn check_request_id(kind: FrameKind, request_id: u64) -> Result<(), ProtocolError> {
     let why = match kind {
         FrameKind::Error => return Ok(()),
-        FrameKind::Push if request_id != 0 => "pushes carry request id 0",
-        FrameKind::Push => return Ok(()),
+        FrameKind::Push | FrameKind::ServiceCall if request_id != 0 => "pushes carry request id 0",
+        FrameKind::Push | FrameKind::ServiceCall => return Ok(()),
         _ if request_id == 0 && kind.is_request() => {
             "id 0 is reserved for pushes and connection errors; number requests from 1"
         }

@@ -39,6 +39,13 @@ pub struct RuntimeConfig {
     /// latency fell from ~12 ms to ~7.5 ms with them off; BENCHMARKS.md).
     /// Process-wide; applied by `spine serve` at start.
     pub huge_pages: bool,
+    /// Service routing and the reference services (`[services]` in the
+    /// node's file; set by `spine serve`).
+    #[serde(skip)]
+    pub services: crate::services::ServicesConfig,
+    /// The service directory; `None`: the embedded demo set.
+    #[serde(skip)]
+    pub service_directory: Option<std::sync::Arc<spine_core::services::ServiceDirectory>>,
 }
 
 impl Default for RuntimeConfig {
@@ -58,6 +65,8 @@ impl Default for RuntimeConfig {
             compaction_min_log_bytes: 256 << 20,
             compaction_max_amplification: 2,
             huge_pages: false,
+            services: crate::services::ServicesConfig::default(),
+            service_directory: None,
         }
     }
 }
@@ -118,7 +127,7 @@ impl RuntimeConfig {
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, why)) => Err((*why).to_string()),
-            None => Ok(()),
+            None => self.services.validate(),
         }
     }
 }

@@ -29,7 +29,7 @@ use super::error::RequestError;
 use super::reader::PayloadReader;
 use super::shared::{IdSource, Shared};
 use super::sink::{LogSink, MemoryLog};
-use super::storage::{open_storage, NodeError, OpenNode, RecoverySummary, StorageConfig};
+use super::storage::{open_storage_full, NodeError, OpenNode, RecoverySummary, StorageConfig};
 use super::types::{
     ChunkOutcome, Download, InboxPage, InjectReport, MessageView, Notification, SendOutcome,
     SendRequest,
@@ -73,14 +73,22 @@ impl Node {
     ) -> Result<(NodeHandle, RecoverySummary), NodeError> {
         parts.runtime.validate().map_err(NodeError::Config)?;
         let config = storage.clone();
-        let (open, summary) = tokio::task::spawn_blocking(move || open_storage(&config))
-            .await
-            .map_err(|e| NodeError::Runtime(format!("recovery task failed: {e}")))??;
+        let reference = parts.runtime.services.reference();
+        let (open, summary) = tokio::task::spawn_blocking(move || {
+            open_storage_full(
+                &config,
+                &spine_core::message::CompactionPolicy::default(),
+                &reference,
+            )
+        })
+        .await
+        .map_err(|e| NodeError::Runtime(format!("recovery task failed: {e}")))??;
         let sink = LogSink::Durable(open.wal());
         let reader = PayloadReader::files(storage.data_dir.clone());
         let mut open = open;
         let store = std::mem::take(&mut open.store);
-        let handle = start_tree(storage, parts, sink, reader, store, Some(open)).await?;
+        let services = open.services.take();
+        let handle = start_tree(storage, parts, sink, reader, store, services, Some(open)).await?;
         Ok((handle, summary))
     }
 
@@ -100,6 +108,7 @@ impl Node {
             PayloadReader::Memory(mem),
             store,
             None,
+            None,
         )
         .await
     }
@@ -111,6 +120,7 @@ async fn start_tree(
     sink: LogSink,
     reader: PayloadReader,
     store: spine_core::message::MessageStore,
+    services: Option<spine_core::services::ReferenceServices>,
     open: Option<OpenNode>,
 ) -> Result<NodeHandle, NodeError> {
     let n = parts.runtime.partitions;
@@ -142,6 +152,7 @@ async fn start_tree(
         failed: OnceLock::new(),
         failure: tokio::sync::Notify::new(),
         active: AtomicUsize::new(0),
+        services: OnceLock::new(),
         runtime: parts.runtime,
         storage,
     });
@@ -152,11 +163,46 @@ async fn start_tree(
     let (supervisor, _) = Actor::spawn(None, NodeSupervisor, args)
         .await
         .map_err(|e| NodeError::Runtime(format!("cannot start the actor tree: {e}")))?;
+    start_services(&shared, services).await?;
     Ok(NodeHandle {
         shared,
         supervisor,
         open: Arc::new(Mutex::new(open)),
     })
+}
+
+/// Starts service routing: the service directory (the configured one, or
+/// the embedded demo set), the reference services' recovered state, and
+/// one service actor per service.
+async fn start_services(
+    shared: &Arc<Shared>,
+    recovered: Option<spine_core::services::ReferenceServices>,
+) -> Result<(), NodeError> {
+    let config = shared.runtime.services.clone();
+    let directory = match &shared.runtime.service_directory {
+        Some(d) => Arc::clone(d),
+        None => Arc::new(
+            spine_core::services::ServiceDirectory::demo()
+                .map_err(|e| NodeError::Config(e.to_string()))?,
+        ),
+    };
+    let state = match recovered {
+        Some(s) => s,
+        None => spine_core::services::ReferenceServices::new(config.reference())
+            .map_err(|e| NodeError::Config(format!("reference services: {e}")))?,
+    };
+    let hub = crate::services::ServiceHub::start(
+        config,
+        directory,
+        Arc::clone(&shared.directory),
+        state,
+        shared.sink.clone(),
+        Arc::clone(&shared.clock),
+    )
+    .await
+    .map_err(NodeError::Runtime)?;
+    let _ = shared.services.set(Arc::new(hub));
+    Ok(())
 }
 
 /// The in-process API of a running node. Cheap to clone.
@@ -764,6 +810,81 @@ impl NodeHandle {
         .await
     }
 
+    /// The service routing of this node.
+    fn hub(&self) -> Result<&Arc<crate::services::ServiceHub>, spine_core::services::ServiceError> {
+        if let Some(reason) = self.shared.failed.get() {
+            return Err(spine_core::services::ServiceError::Unavailable {
+                why: format!("the node failed: {reason}"),
+            });
+        }
+        if !self.shared.accepting.load(Ordering::Acquire) {
+            return Err(spine_core::services::ServiceError::Unavailable {
+                why: "the node is shutting down".into(),
+            });
+        }
+        self.shared
+            .services
+            .get()
+            .ok_or_else(|| spine_core::services::ServiceError::Unavailable {
+                why: "service routing is not running".into(),
+            })
+    }
+
+    /// Sends a service request as `caller` (an authenticated mailbox) and
+    /// waits for the response body, within the interaction's deadline.
+    pub async fn request(
+        &self,
+        caller: &MailboxId,
+        request: crate::services::ServiceRequest,
+    ) -> Result<Bytes, spine_core::services::ServiceError> {
+        let hub = Arc::clone(self.hub()?);
+        let _active = Active::enter(&self.shared.active);
+        hub.request(caller, request).await
+    }
+
+    /// Registers `mailbox` as a provider of `service`: requests arrive on
+    /// the registration's channel until it is unregistered or dropped.
+    pub async fn register_provider(
+        &self,
+        mailbox: &MailboxId,
+        service: &str,
+    ) -> Result<crate::services::ProviderRegistration, spine_core::services::ServiceError> {
+        self.hub()?.register_provider(mailbox, service).await
+    }
+
+    /// A provider leaves.
+    pub fn unregister_provider(
+        &self,
+        service: &spine_core::services::ServiceName,
+        id: spine_core::services::ProviderId,
+    ) {
+        if let Some(hub) = self.shared.services.get() {
+            hub.unregister_provider(service, id);
+        }
+    }
+
+    /// A provider's answer to a request it was given.
+    pub fn provider_reply(
+        &self,
+        service: &spine_core::services::ServiceName,
+        correlation: spine_core::services::Correlation,
+        result: Result<Bytes, spine_core::services::ServiceError>,
+    ) -> Result<(), spine_core::services::ServiceError> {
+        let hub = self.shared.services.get().ok_or_else(|| {
+            spine_core::services::ServiceError::Unavailable {
+                why: "service routing is not running".into(),
+            }
+        })?;
+        hub.provider_reply(service, correlation, result)
+    }
+
+    /// Patients, summaries and prescriptions the reference services hold.
+    pub async fn service_counts(
+        &self,
+    ) -> Result<(usize, usize, usize), spine_core::services::ServiceError> {
+        self.hub()?.counts().await
+    }
+
     /// Mailboxes receiving `workflow` anywhere.
     pub async fn workflow_search(
         &self,
@@ -899,6 +1020,9 @@ impl NodeHandle {
                 requests = left,
                 "shutdown drain timed out; unanswered requests were never acknowledged"
             );
+        }
+        if let Some(hub) = self.shared.services.get() {
+            hub.stop().await;
         }
         self.supervisor
             .stop_children_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10)))

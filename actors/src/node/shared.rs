@@ -74,6 +74,8 @@ pub struct Shared {
     pub(crate) failure: tokio::sync::Notify,
     /// Requests in progress (for draining at shutdown).
     pub(crate) active: AtomicUsize,
+    /// Service routing, once started.
+    pub(crate) services: OnceLock<Arc<crate::services::ServiceHub>>,
 }
 
 impl std::fmt::Debug for Shared {

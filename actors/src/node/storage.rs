@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use spine_core::message::{
-    compact, CompactionPolicy, CompactionReport, MessageStatus, MessageStore, StoreConfig,
+    compact_with, CompactionPolicy, CompactionReport, MessageStatus, MessageStore, StoreConfig,
 };
+use spine_core::services::{ReferenceConfig, ReferenceServices};
 use spine_core::wal::{RecoveryReport, Wal, WalConfig, WalError};
 use spine_core::ErrorCode;
 
@@ -187,6 +188,8 @@ impl ErrorCode for NodeError {
 pub struct OpenNode {
     /// Message state as recovered.
     pub store: MessageStore,
+    /// Reference-service state as recovered (taken when the node starts).
+    pub services: Option<ReferenceServices>,
     writer: WalWriter,
 }
 
@@ -219,7 +222,19 @@ pub fn open_storage_with(
     config: &StorageConfig,
     policy: &CompactionPolicy,
 ) -> Result<(OpenNode, RecoverySummary), NodeError> {
+    open_storage_full(config, policy, &ReferenceConfig::default())
+}
+
+/// [`open_storage_with`], recovering the reference services seeded per
+/// `reference` (their records overlay the seed in log order).
+pub fn open_storage_full(
+    config: &StorageConfig,
+    policy: &CompactionPolicy,
+    reference: &ReferenceConfig,
+) -> Result<(OpenNode, RecoverySummary), NodeError> {
     config.validate()?;
+    let mut services = ReferenceServices::new(reference.clone())
+        .map_err(|e| NodeError::Config(format!("reference services: {e}")))?;
     let storage = FileStorage::open(&config.data_dir).map_err(|source| {
         if source.kind() == std::io::ErrorKind::WouldBlock {
             NodeError::Locked {
@@ -233,9 +248,13 @@ pub fn open_storage_with(
         }
     })?;
     let mut store = MessageStore::new(config.store());
-    let (mut wal, report) = Wal::open(storage, config.wal(), |r| store.replay(&r).map(|_| ()))
-        .map_err(NodeError::Wal)?;
-    let compaction = compact(&mut wal, &mut store, policy, false).map_err(NodeError::Wal)?;
+    let (mut wal, report) = Wal::open(storage, config.wal(), |r| {
+        store.replay(&r)?;
+        services.replay(&r)
+    })
+    .map_err(NodeError::Wal)?;
+    let compaction =
+        compact_with(&mut wal, &mut store, &mut services, policy, false).map_err(NodeError::Wal)?;
     let summary = RecoverySummary {
         wal: report,
         compaction,
@@ -249,7 +268,14 @@ pub fn open_storage_with(
         max_batch_bytes: config.max_batch_bytes,
     };
     let writer = WalWriter::start(wal, writer_config).map_err(NodeError::Start)?;
-    Ok((OpenNode { store, writer }, summary))
+    Ok((
+        OpenNode {
+            store,
+            services: Some(services),
+            writer,
+        },
+        summary,
+    ))
 }
 
 /// What opening the data directory found.

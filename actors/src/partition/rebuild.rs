@@ -63,6 +63,9 @@ pub fn rebuild_partition(
                 offset: start as u64,
                 len: header.len,
             };
+            if spine_core::services::is_service_kind(header.kind) {
+                continue;
+            }
             let (event, body, body_loc) = Event::from_record(header.kind, &payload, location)?;
             let id = *event.message_id();
             let ours = match &event {

@@ -87,6 +87,8 @@ pub(crate) fn is_ordinary(request: &Request) -> bool {
             | Request::Subscribe { .. }
             | Request::Credit { .. }
             | Request::Unsubscribe
+            | Request::RegisterProvider { .. }
+            | Request::ProviderReply { .. }
     )
 }
 
@@ -192,6 +194,27 @@ pub(crate) struct ConnState {
     mailbox: Option<MailboxId>,
     failed_hellos: u32,
     subscription: Option<Subscription>,
+    provider: Option<Provider>,
+}
+
+/// This connection as a provider of one service.
+#[derive(Debug)]
+struct Provider {
+    /// The stream it was registered on: its calls go out there, so it ends
+    /// with that stream (the call loop holds the stream's outbox).
+    stream_id: u64,
+    service: spine_core::services::ServiceName,
+    id: spine_core::services::ProviderId,
+    node: crate::node::NodeHandle,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        self.task.abort();
+        // Its pending requests are retried elsewhere (or failed) at once.
+        self.node.unregister_provider(&self.service, self.id);
+    }
 }
 
 #[derive(Debug)]
@@ -224,6 +247,7 @@ impl Actor for ConnectionActor {
             mailbox: None,
             failed_hellos: 0,
             subscription: None,
+            provider: None,
         })
     }
 
@@ -234,6 +258,7 @@ impl Actor for ConnectionActor {
     ) -> Result<(), ActorProcessingErr> {
         metrics::gauge!("spine_connections").decrement(1.0);
         state.subscription = None;
+        state.provider = None;
         tracing::debug!(peer = %state.args.peer, "connection closed");
         Ok(())
     }
@@ -252,6 +277,13 @@ impl Actor for ConnectionActor {
                     .is_some_and(|s| s.stream_id == stream_id)
                 {
                     state.subscription = None;
+                }
+                if state
+                    .provider
+                    .as_ref()
+                    .is_some_and(|p| p.stream_id == stream_id)
+                {
+                    state.provider = None;
                 }
             }
             ConnMsg::Request {
@@ -358,6 +390,37 @@ impl ConnState {
                 self.subscription = None;
                 let _ = out.send(Outgoing::Frame(id, Response::Unsubscribed)).await;
             }
+            Request::RegisterProvider { service } => {
+                let answer = self
+                    .register_provider(&mailbox, &service, out.clone(), stream_id)
+                    .await;
+                let _ = out.send(Outgoing::Frame(id, answer)).await;
+            }
+            Request::ProviderReply {
+                correlation,
+                result,
+            } => {
+                let answer = match &self.provider {
+                    None => error_response(
+                        WireErrorCode::UnexpectedFrame,
+                        "this connection is not a provider; send REGISTER_PROVIDER first",
+                    ),
+                    Some(p) => {
+                        let result =
+                            result.map_err(|f| spine_core::services::ServiceError::Provider {
+                                code: f.code,
+                                message: f.message,
+                            });
+                        match context.node.provider_reply(&p.service, correlation, result) {
+                            Ok(()) => Response::ProviderReplyOk,
+                            Err(e) => {
+                                error_response(WireErrorCode::UnexpectedFrame, &e.to_string())
+                            }
+                        }
+                    }
+                };
+                let _ = out.send(Outgoing::Frame(id, answer)).await;
+            }
             // Before HELLO_OK reached the stream (pipelined behind HELLO):
             // on a task of its own.
             other => {
@@ -365,6 +428,59 @@ impl ConnState {
                 tokio::spawn(serve_ordinary(
                     context, mailbox, id, other, out, slot, buffered,
                 ));
+            }
+        }
+    }
+
+    /// Makes this connection a provider of `service` (one per connection):
+    /// calls are forwarded to `out` as `SERVICE_CALL` pushes until the
+    /// connection ends, which unregisters it.
+    async fn register_provider(
+        &mut self,
+        mailbox: &MailboxId,
+        service: &str,
+        out: Outbox,
+        stream_id: u64,
+    ) -> Response {
+        if let Some(p) = &self.provider {
+            return error_response(
+                WireErrorCode::UnexpectedFrame,
+                &format!(
+                    "this connection already provides {}; open another connection for another service",
+                    p.service
+                ),
+            );
+        }
+        let node = self.args.context.node.clone();
+        match node.register_provider(mailbox, service).await {
+            Ok(registration) => {
+                let response = Response::ProviderRegistered {
+                    provider_id: registration.id,
+                    service: registration.service.to_string(),
+                };
+                tracing::info!(peer = %self.args.peer, %mailbox, service = %registration.service, provider = registration.id, "provider registered");
+                let task = tokio::spawn(call_loop(
+                    registration.calls,
+                    registration.service.to_string(),
+                    out,
+                ));
+                self.provider = Some(Provider {
+                    stream_id,
+                    service: registration.service,
+                    id: registration.id,
+                    node,
+                    task,
+                });
+                response
+            }
+            Err(e) => {
+                use spine_core::ErrorCode;
+                let code = if e.code() == "SVC_NOT_ACCREDITED" {
+                    WireErrorCode::Forbidden
+                } else {
+                    WireErrorCode::UnexpectedFrame
+                };
+                Response::Error(WireError::new(code, e.code(), &e.to_string()))
             }
         }
     }
@@ -429,6 +545,30 @@ async fn push_loop(
             order: n.order,
             body: n.body.filter(|b| b.len() <= inline_max),
         };
+        if out.send(Outgoing::Frame(0, push)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Forwards service calls to the provider's connection as pushes.
+async fn call_loop(
+    mut calls: tokio::sync::mpsc::Receiver<crate::services::ProviderCall>,
+    service: String,
+    out: Outbox,
+) {
+    while let Some(call) = calls.recv().await {
+        let r = &call.request;
+        let push = Response::ServiceCall(spine_protocol::ServiceCall {
+            correlation: call.correlation,
+            service: service.clone(),
+            interaction: r.interaction.clone(),
+            operation: r.operation.clone(),
+            asid: r.asid.clone(),
+            ods: r.ods.clone(),
+            message_id: r.message_id.clone(),
+            body: r.body.clone(),
+        });
         if out.send(Outgoing::Frame(0, push)).await.is_err() {
             return;
         }

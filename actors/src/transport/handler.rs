@@ -16,6 +16,10 @@
 //! - A download first reserves its chunk's length from the connection's
 //!   byte budget, then reads it: a client that asks for many downloads
 //!   and reads none makes the server hold at most that budget.
+//! - A service request's failure is a `SERVICE_RESPONSE` fault carrying the
+//!   service error's stable code (`ID_NHS_NUMBER_CHECK_DIGIT`,
+//!   `SVC_NOT_ACCREDITED`, ...), not an `ERROR` frame: the request itself
+//!   was well formed, the service refused it.
 //! - A download answers with pieces of at most `piece_bytes`, sliced from
 //!   the chunk's `Bytes` without copying, so one large chunk never holds up
 //!   other answers on a connection for more than one piece.
@@ -26,7 +30,7 @@ use bytes::Bytes;
 use spine_core::ids::MailboxId;
 use spine_protocol::{
     split_download, BatchItem, DownloadPieces, InboxEntry, LookupEntry, Request, Response,
-    SendHeader, SendOk, TrackInfo, WireError, WireErrorCode,
+    SendHeader, SendOk, ServiceFault, TrackInfo, WireError, WireErrorCode,
 };
 
 use crate::budget::{ByteBudget, Reserved};
@@ -153,9 +157,31 @@ pub(crate) async fn handle(
             }
         }
         Request::Ping => Answer::One(Response::Pong),
+        Request::ServiceRequest {
+            service,
+            interaction,
+            asid,
+            message_id,
+            body,
+        } => {
+            let request = crate::services::ServiceRequest {
+                service,
+                interaction,
+                asid,
+                message_id,
+                body,
+            };
+            let result = node
+                .request(mailbox, request)
+                .await
+                .map_err(|e| ServiceFault::new(e.wire_code(), &e.to_string()));
+            Answer::One(Response::ServiceResponse(result))
+        }
         Request::Hello { .. }
         | Request::Subscribe { .. }
         | Request::Credit { .. }
+        | Request::RegisterProvider { .. }
+        | Request::ProviderReply { .. }
         | Request::Unsubscribe => Answer::One(error_response(
             WireErrorCode::UnexpectedFrame,
             "this request is handled by the connection, not here (a second HELLO?)",

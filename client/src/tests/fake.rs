@@ -306,6 +306,38 @@ impl ConnState {
                 stats.unsubscribes.fetch_add(1, Ordering::SeqCst);
                 reply(Response::Unsubscribed)
             }
+            // Echoes the body; a body of `fault` is refused.
+            Request::ServiceRequest { body, .. } if body.as_ref() == b"fault" => reply(
+                Response::ServiceResponse(Err(spine_protocol::ServiceFault {
+                    code: "PDS_PATIENT_NOT_FOUND".into(),
+                    message: "no patient".into(),
+                })),
+            ),
+            Request::ServiceRequest { body, .. } => reply(Response::ServiceResponse(Ok(body))),
+            // Registered, then one call straight away.
+            Request::RegisterProvider { service } => Step::Reply(vec![
+                (
+                    id,
+                    Response::ProviderRegistered {
+                        provider_id: 7,
+                        service: service.clone(),
+                    },
+                ),
+                (
+                    0,
+                    Response::ServiceCall(spine_protocol::ServiceCall {
+                        correlation: 42,
+                        service,
+                        interaction: "urn:x/Y".into(),
+                        operation: "get".into(),
+                        asid: "1".into(),
+                        ods: "X26".into(),
+                        message_id: None,
+                        body: Bytes::from_static(b"call"),
+                    }),
+                ),
+            ]),
+            Request::ProviderReply { .. } => reply(Response::ProviderReplyOk),
         }
     }
 

@@ -394,3 +394,47 @@ async fn close_flushes_and_later_calls_fail() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn service_requests_answer_bodies_and_faults() {
+    bounded(async {
+        let (client, _server) = client_for(Script::default()).await;
+        let body = client
+            .request("pds", "get", Bytes::from_static(b"{}"), Default::default())
+            .await
+            .unwrap();
+        assert_eq!(body.as_ref(), b"{}");
+        let e = client
+            .request(
+                "pds",
+                "get",
+                Bytes::from_static(b"fault"),
+                Default::default(),
+            )
+            .await
+            .unwrap_err();
+        match &e {
+            ClientError::Service(f) => assert_eq!(f.code, "PDS_PATIENT_NOT_FOUND"),
+            other => panic!("expected a service fault, got {other:?}"),
+        }
+        assert_eq!(e.code(), "CLIENT_SERVICE_FAULT");
+        assert!(e.to_string().contains("PDS_PATIENT_NOT_FOUND"), "{e}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_provider_receives_calls_and_replies() {
+    bounded(async {
+        let (client, _server) = client_for(Script::default()).await;
+        let mut calls = client.register_provider("ers", 4).await.unwrap();
+        assert_eq!((calls.provider_id, calls.service.as_str()), (7, "ers"));
+        let call = calls.next().await.unwrap();
+        assert_eq!((call.correlation, call.body.as_ref()), (42, &b"call"[..]));
+        calls
+            .reply(call.correlation, Ok(Bytes::from_static(b"done")))
+            .await
+            .unwrap();
+    })
+    .await;
+}

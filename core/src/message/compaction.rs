@@ -107,6 +107,37 @@ fn to_record(event: &Event, body: Bytes) -> Result<PendingRecord, WalError> {
         .map_err(|e| WalError::InvalidBatch(format!("cannot encode a compaction record: {e}")))
 }
 
+/// Other state that lives in the same log (the reference services): it
+/// carries its own records forward so a segment can be removed.
+pub trait SegmentHolder {
+    /// Records that re-log everything this holder has in segments at or
+    /// below `upto` (empty: it holds nothing there).
+    fn carry_records(&self, upto: u64) -> Result<Vec<PendingRecord>, WalError>;
+    /// A carried record is durable at `location`: update what it holds.
+    fn carried(
+        &mut self,
+        record: &PendingRecord,
+        location: crate::wal::RecordLocation,
+    ) -> Result<(), WalError>;
+}
+
+/// A holder of nothing.
+#[derive(Debug, Default)]
+pub struct NoHolder;
+
+impl SegmentHolder for NoHolder {
+    fn carry_records(&self, _upto: u64) -> Result<Vec<PendingRecord>, WalError> {
+        Ok(Vec::new())
+    }
+    fn carried(
+        &mut self,
+        _record: &PendingRecord,
+        _location: crate::wal::RecordLocation,
+    ) -> Result<(), WalError> {
+        Ok(())
+    }
+}
+
 /// Runs compaction synchronously against `wal`: removes every oldest sealed
 /// segment that nothing needs, and while the policy asks for it, carries the
 /// oldest segment's live messages forward and removes it. `force` ignores the
@@ -114,6 +145,19 @@ fn to_record(event: &Event, body: Bytes) -> Result<PendingRecord, WalError> {
 pub fn compact<S: Storage>(
     wal: &mut Wal<S>,
     store: &mut MessageStore,
+    policy: &CompactionPolicy,
+    force: bool,
+) -> Result<CompactionReport, WalError> {
+    compact_with(wal, store, &mut NoHolder, policy, force)
+}
+
+/// [`compact`] with another holder of state in the same log. Its records
+/// are always carried when they are what keeps a segment (they are small,
+/// full-state records), so service state never pins old segments.
+pub fn compact_with<S: Storage>(
+    wal: &mut Wal<S>,
+    store: &mut MessageStore,
+    holder: &mut dyn SegmentHolder,
     policy: &CompactionPolicy,
     force: bool,
 ) -> Result<CompactionReport, WalError> {
@@ -126,6 +170,22 @@ pub fn compact<S: Storage>(
         .cloned()
         .filter(|s| s.first_seq < stop_at)
     {
+        let held = holder.carry_records(oldest.first_seq)?;
+        if !held.is_empty() {
+            for group in held.chunks(wal.config().max_batch_records.max(1)) {
+                let batch = group.to_vec();
+                let appended = wal.append_batch(&batch)?;
+                for (rec, app) in batch.iter().zip(appended) {
+                    holder.carried(rec, app.location)?;
+                }
+            }
+            if !holder.carry_records(oldest.first_seq)?.is_empty() {
+                return Err(WalError::InvalidBatch(format!(
+                    "compaction could not free segment {}: service state still references it",
+                    oldest.name
+                )));
+            }
+        }
         let needed = store.referencing(oldest.first_seq);
         if needed.is_empty() {
             wal.remove_oldest_sealed()?;

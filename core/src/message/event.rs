@@ -51,6 +51,7 @@ pub fn kind_name(kind: u8) -> &'static str {
         KIND_PURGE => "purge",
         KIND_SNAPSHOT => "snapshot",
         KIND_CARRY_CHUNK => "carry-chunk",
+        crate::services::KIND_SERVICE_STATE => "service-state",
         _ => "unknown",
     }
 }

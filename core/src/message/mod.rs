@@ -20,7 +20,9 @@ pub mod store;
 pub use commands::{
     non_delivery_report, report_envelope, AckCheck, ReportSpec, ResetLimits, ResetStep, SendCheck,
 };
-pub use compaction::{compact, CompactionPolicy, CompactionReport};
+pub use compaction::{
+    compact, compact_with, CompactionPolicy, CompactionReport, NoHolder, SegmentHolder,
+};
 pub use error::StoreError;
 pub use event::{ChunkLoc, Event, MessageSnapshot};
 pub use filter::{FilterError, WorkflowFilter};

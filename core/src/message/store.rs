@@ -202,6 +202,11 @@ impl MessageStore {
 
     /// Decodes and applies a recovered record (the recovery visitor).
     pub fn replay(&mut self, record: &RecoveredRecord) -> Result<Applied, String> {
+        // Service state shares the log; its records are replayed by
+        // `services::ReferenceServices`, not here.
+        if crate::services::is_service_kind(record.kind) {
+            return Ok(Applied::Ignored);
+        }
         if record.seq <= self.last_seq {
             return Err(format!(
                 "record {} replayed after {}",

@@ -284,7 +284,11 @@ fn garbage_meta_fails_bytecheck() {
         if !crate::shape::shape(kind).meta {
             continue;
         }
-        let id = if kind == FrameKind::Push { 0 } else { 1 };
+        let id = if matches!(kind, FrameKind::Push | FrameKind::ServiceCall) {
+            0
+        } else {
+            1
+        };
         let decode = |garbage: &[u8]| {
             let mut b = raw_frame(kind.as_u8(), 0, id, garbage, &[]);
             let result = if kind.is_request() {

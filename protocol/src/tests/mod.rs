@@ -7,6 +7,7 @@ mod download;
 mod golden;
 mod limits_fit;
 mod round_trip;
+mod service;
 mod strategies;
 
 use std::sync::Arc;

@@ -14,6 +14,7 @@ use crate::download::DownloadData;
 use crate::limits::{Limits, ServerLimits};
 use crate::request::{BatchItem, Request};
 use crate::response::Response;
+use crate::service::{ServiceCall, ServiceFault};
 use crate::wire_error::{WireError, WireErrorCode};
 use crate::wire_types::{InboxEntry, LookupEntry, Password, SendHeader, SendOk, TrackInfo};
 
@@ -221,7 +222,66 @@ pub(crate) fn request() -> impl Strategy<Value = Request> {
         (1..=limits.max_credit).prop_map(|add| Request::Credit { add }),
         Just(Request::Unsubscribe),
         Just(Request::Ping),
+        (
+            "[a-z][a-z0-9-]{0,31}",
+            "[!-~]{1,128}",
+            proptest::option::of("[0-9]{1,20}"),
+            proptest::option::of("[!-~]{1,128}"),
+            body()
+        )
+            .prop_map(|(service, interaction, asid, message_id, body)| {
+                Request::ServiceRequest {
+                    service,
+                    interaction,
+                    asid,
+                    message_id,
+                    body,
+                }
+            }),
+        "[a-z][a-z0-9-]{0,31}".prop_map(|service| Request::RegisterProvider { service }),
+        (any::<u64>(), service_outcome()).prop_map(|(correlation, result)| {
+            Request::ProviderReply {
+                correlation,
+                result,
+            }
+        }),
     ]
+}
+
+/// A service outcome: a body or a fault.
+pub(crate) fn service_outcome() -> impl Strategy<Value = Result<Bytes, ServiceFault>> {
+    prop_oneof![
+        body().prop_map(Ok),
+        ("[A-Z0-9_]{1,64}", "[^\\p{Cc}]{0,200}")
+            .prop_map(|(code, message)| Err(ServiceFault { code, message })),
+    ]
+}
+
+/// A service call delivered to a provider.
+pub(crate) fn service_call() -> impl Strategy<Value = ServiceCall> {
+    (
+        (any::<u64>(), "[a-z]{1,32}", "[!-~]{1,128}", "[a-z]{1,32}"),
+        (
+            "[0-9]{1,20}",
+            "[A-Z0-9]{1,10}",
+            proptest::option::of("[!-~]{1,128}"),
+            body(),
+        ),
+    )
+        .prop_map(
+            |((correlation, service, interaction, operation), (asid, ods, message_id, body))| {
+                ServiceCall {
+                    correlation,
+                    service,
+                    interaction,
+                    operation,
+                    asid,
+                    ods,
+                    message_id,
+                    body,
+                }
+            },
+        )
 }
 
 pub(crate) fn send_ok() -> impl Strategy<Value = SendOk> {
@@ -408,13 +468,22 @@ pub(crate) fn response() -> impl Strategy<Value = Response> {
                 body: body.map(Bytes::from),
             }),
         wire_error().prop_map(Response::Error),
+        service_outcome().prop_map(Response::ServiceResponse),
+        (any::<u64>(), "[a-z][a-z0-9-]{0,31}").prop_map(|(provider_id, service)| {
+            Response::ProviderRegistered {
+                provider_id,
+                service,
+            }
+        }),
+        Just(Response::ProviderReplyOk),
+        service_call().prop_map(Response::ServiceCall),
     ]
 }
 
 /// A request id valid for `response`'s kind.
 pub(crate) fn response_id(response: &Response, id: u64) -> u64 {
     match response {
-        Response::Push { .. } => 0,
+        Response::Push { .. } | Response::ServiceCall(_) => 0,
         Response::Error(_) => id,
         _ => id.max(1),
     }

@@ -126,6 +126,28 @@ pub enum Command {
     Lookup(Box<crate::client_cmd::LookupArgs>),
     /// Print messages as they arrive in your inbox (push, no polling).
     Watch(Box<crate::client_cmd::WatchArgs>),
+    /// Send a request to a national service and print its response.
+    Request(Box<crate::service_cmd::RequestArgs>),
+    /// Personal Demographics Service: get, search and update patients.
+    Pds {
+        /// The PDS operation.
+        #[command(subcommand)]
+        command: Box<crate::service_cmd::PdsCommand>,
+    },
+    /// Summary Care Record: upload a replacement summary, get the latest.
+    Scr {
+        /// The SCR operation.
+        #[command(subcommand)]
+        command: Box<crate::service_cmd::ScrCommand>,
+    },
+    /// Electronic Prescription Service: create, release, dispense, claim.
+    Eps {
+        /// The EPS operation.
+        #[command(subcommand)]
+        command: Box<crate::service_cmd::EpsCommand>,
+    },
+    /// Serve a service as an external provider (echoes each request; a demonstration).
+    Provide(Box<crate::service_cmd::ProvideArgs>),
 }
 
 /// `spine wal ...`.
@@ -345,12 +367,48 @@ pub struct SettingFlags {
     /// Log filter: a level or directives like "info,spine_actors=debug" [env: SPINE_LOG_LEVEL] [default: info]
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<OsString>,
+    /// The service directory file (TOML); unset: the embedded demo set [env: SPINE_SERVICES_DIRECTORY]
+    #[arg(long, value_name = "FILE")]
+    pub services_directory: Option<OsString>,
+    /// Seed of the synthetic PDS patients (keep it for a data directory's life), 0..=18446744073709551615 [env: SPINE_SERVICES_SEED] [default: 1]
+    #[arg(long, value_name = "N")]
+    pub services_seed: Option<OsString>,
+    /// Number of synthetic PDS patients (9000000009 first), 1..=1000000 [env: SPINE_SERVICES_PATIENTS] [default: 1000]
+    #[arg(long, value_name = "N")]
+    pub services_patients: Option<OsString>,
+    /// Largest service request or response body, 1024..=16777216 [env: SPINE_SERVICES_MAX_BODY_BYTES] [default: 1048576]
+    #[arg(long, value_name = "BYTES")]
+    pub services_max_body_bytes: Option<OsString>,
+    /// Most requests in flight per service (more are refused SVC_BUSY), 1..=1048576 [env: SPINE_SERVICES_MAX_PENDING] [default: 4096]
+    #[arg(long, value_name = "N")]
+    pub services_max_pending: Option<OsString>,
+    /// Most providers per service, 1..=1024 [env: SPINE_SERVICES_MAX_PROVIDERS] [default: 64]
+    #[arg(long, value_name = "N")]
+    pub services_max_providers: Option<OsString>,
+    /// Most message ids remembered per service for duplicate elimination, max_pending..=16777216 [env: SPINE_SERVICES_MAX_REMEMBERED] [default: 65536]
+    #[arg(long, value_name = "N")]
+    pub services_max_remembered: Option<OsString>,
+    /// Requests queued for one external provider's connection, 1..=1048576 [env: SPINE_SERVICES_PROVIDER_QUEUE] [default: 1024]
+    #[arg(long, value_name = "N")]
+    pub services_provider_queue: Option<OsString>,
+    /// How long a provider that timed out is routed around, in milliseconds, 1..=3600000 [env: SPINE_SERVICES_COOLDOWN_MS] [default: 30000]
+    #[arg(long, value_name = "MS")]
+    pub services_cooldown_ms: Option<OsString>,
+    /// How often service deadlines are checked, in milliseconds, 10..=60000 [env: SPINE_SERVICES_TICK_MS] [default: 100]
+    #[arg(long, value_name = "MS")]
+    pub services_tick_ms: Option<OsString>,
+    /// Most SCR summaries held, 1..=67108864 [env: SPINE_SERVICES_MAX_SUMMARIES] [default: 1000000]
+    #[arg(long, value_name = "N")]
+    pub services_max_summaries: Option<OsString>,
+    /// Most EPS prescriptions held, 1..=67108864 [env: SPINE_SERVICES_MAX_PRESCRIPTIONS] [default: 1000000]
+    #[arg(long, value_name = "N")]
+    pub services_max_prescriptions: Option<OsString>,
 }
 
 impl SettingFlags {
     /// The flags given, as (setting, raw value) pairs.
     pub fn given(&self) -> Vec<(Setting, OsString)> {
-        let all: [(Setting, Option<OsString>); 64] = [
+        let all: [(Setting, Option<OsString>); 76] = [
             (Setting::DataDir, self.data_dir.clone()),
             (Setting::SegmentBytes, self.segment_bytes.clone()),
             (Setting::MaxRecordBytes, self.max_record_bytes.clone()),
@@ -466,6 +524,42 @@ impl SettingFlags {
                 self.log_format.clone().map(OsString::from),
             ),
             (Setting::LogLevel, self.log_level.clone()),
+            (Setting::ServicesDirectory, self.services_directory.clone()),
+            (Setting::ServicesSeed, self.services_seed.clone()),
+            (Setting::ServicesPatients, self.services_patients.clone()),
+            (
+                Setting::ServicesMaxBodyBytes,
+                self.services_max_body_bytes.clone(),
+            ),
+            (
+                Setting::ServicesMaxPending,
+                self.services_max_pending.clone(),
+            ),
+            (
+                Setting::ServicesMaxProviders,
+                self.services_max_providers.clone(),
+            ),
+            (
+                Setting::ServicesMaxRemembered,
+                self.services_max_remembered.clone(),
+            ),
+            (
+                Setting::ServicesProviderQueue,
+                self.services_provider_queue.clone(),
+            ),
+            (
+                Setting::ServicesCooldownMs,
+                self.services_cooldown_ms.clone(),
+            ),
+            (Setting::ServicesTickMs, self.services_tick_ms.clone()),
+            (
+                Setting::ServicesMaxSummaries,
+                self.services_max_summaries.clone(),
+            ),
+            (
+                Setting::ServicesMaxPrescriptions,
+                self.services_max_prescriptions.clone(),
+            ),
         ];
         all.into_iter()
             .filter_map(|(s, v)| v.map(|v| (s, v)))
@@ -646,6 +740,30 @@ mod tests {
             "json",
             "--log-level",
             "debug",
+            "--services-directory",
+            "s.toml",
+            "--services-seed",
+            "41",
+            "--services-patients",
+            "42",
+            "--services-max-body-bytes",
+            "43",
+            "--services-max-pending",
+            "44",
+            "--services-max-providers",
+            "45",
+            "--services-max-remembered",
+            "46",
+            "--services-provider-queue",
+            "47",
+            "--services-cooldown-ms",
+            "48",
+            "--services-tick-ms",
+            "49",
+            "--services-max-summaries",
+            "50",
+            "--services-max-prescriptions",
+            "51",
         ])
         .unwrap();
         let Command::Serve(args) = cli.command else {
@@ -719,6 +837,18 @@ mod tests {
                 Setting::MeshIdleTimeoutMs => "38",
                 Setting::LogFormat => "json",
                 Setting::LogLevel => "debug",
+                Setting::ServicesDirectory => "s.toml",
+                Setting::ServicesSeed => "41",
+                Setting::ServicesPatients => "42",
+                Setting::ServicesMaxBodyBytes => "43",
+                Setting::ServicesMaxPending => "44",
+                Setting::ServicesMaxProviders => "45",
+                Setting::ServicesMaxRemembered => "46",
+                Setting::ServicesProviderQueue => "47",
+                Setting::ServicesCooldownMs => "48",
+                Setting::ServicesTickMs => "49",
+                Setting::ServicesMaxSummaries => "50",
+                Setting::ServicesMaxPrescriptions => "51",
             };
             assert_eq!(raw, expected, "{setting:?}");
         }

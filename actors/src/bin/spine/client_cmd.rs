@@ -170,7 +170,7 @@ pub enum ClientCommand<'a> {
     Watch(&'a WatchArgs),
 }
 
-type Env<'a> = &'a dyn Fn(&str) -> Option<OsString>;
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<OsString>;
 
 /// Runs a client command to completion.
 pub fn run(command: ClientCommand<'_>, env: Env<'_>) -> Result<Exit, Failure> {
@@ -203,6 +203,16 @@ fn usage(code: &'static str, message: impl Into<String>) -> Failure {
 
 fn parsed<T, E: std::fmt::Display>(what: &str, r: Result<T, E>) -> Result<T, Failure> {
     r.map_err(|e| usage("CLI_ARGUMENT_INVALID", format!("{what}: {e}")))
+}
+
+/// [`failed`] for the service commands.
+pub fn failed_client(e: ClientError) -> Failure {
+    failed(e)
+}
+
+/// [`connect`] for the service commands.
+pub async fn connect_client(c: &Connection, env: Env<'_>) -> Result<Client, Failure> {
+    connect(c, env).await
 }
 
 /// Client errors: the server's refusals exit 5 with the server's code.

@@ -22,6 +22,7 @@ mod exit;
 mod inspect;
 mod logging;
 mod serve;
+mod service_cmd;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -31,6 +32,7 @@ use clap::Parser;
 use crate::cli::{Cli, Command, WalCommand};
 use crate::client_cmd::ClientCommand;
 use crate::exit::Exit;
+use crate::service_cmd::ServiceCommand;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -59,6 +61,17 @@ fn main() -> ExitCode {
         Command::Track(a) => client_cmd::run(ClientCommand::Track(a), &config::process_env),
         Command::Lookup(a) => client_cmd::run(ClientCommand::Lookup(a), &config::process_env),
         Command::Watch(a) => client_cmd::run(ClientCommand::Watch(a), &config::process_env),
+        Command::Request(a) => service_cmd::run(ServiceCommand::Request(a), &config::process_env),
+        Command::Pds { command } => {
+            service_cmd::run(ServiceCommand::Pds(command), &config::process_env)
+        }
+        Command::Scr { command } => {
+            service_cmd::run(ServiceCommand::Scr(command), &config::process_env)
+        }
+        Command::Eps { command } => {
+            service_cmd::run(ServiceCommand::Eps(command), &config::process_env)
+        }
+        Command::Provide(a) => service_cmd::run(ServiceCommand::Provide(a), &config::process_env),
     };
     match result {
         Ok(exit) => exit.into(),

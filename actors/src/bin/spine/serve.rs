@@ -118,8 +118,20 @@ pub fn run(args: &ServeArgs, env: EnvLookup<'_>) -> Result<Exit, Failure> {
         // differs. Say so, once.
         tracing::warn!(error = %e, wanted = config.runtime.huge_pages, "cannot set the process's transparent-huge-pages flag; latency may spike when the heap grows");
     }
+    let mut runtime = config.runtime.clone();
+    runtime.services = config.services.clone();
+    runtime.service_directory = load_service_directory(&config.services)
+        .map_err(|f| fatal.report(f))?
+        .map(Arc::new);
+    runtime.validate().map_err(|why| {
+        fatal.report(Failure::plain(
+            Exit::Usage,
+            "CONFIG_INVALID",
+            format!("invalid [services] configuration: {why}"),
+        ))
+    })?;
     let parts = NodeParts {
-        runtime: config.runtime.clone(),
+        runtime,
         directory: Arc::new(directory),
         clock: Arc::new(clock),
         rng: Box::new(OsRandom::new().map_err(|e| fatal.report(Failure::new(Exit::Runtime, &e)))?),
@@ -563,6 +575,32 @@ fn log_recovery(summary: &RecoverySummary, elapsed: Duration) {
             "removed a segment whose creation was interrupted before it held any record"
         );
     }
+}
+
+/// Loads `[services] directory` (the service directory's TOML file);
+/// `None`: the embedded demo set.
+fn load_service_directory(
+    config: &spine_actors::services::ServicesConfig,
+) -> Result<Option<spine_core::services::ServiceDirectory>, Failure> {
+    let Some(path) = &config.directory else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Failure::plain(
+            Exit::Usage,
+            "CONFIG_FILE_UNREADABLE",
+            format!("cannot read the service directory {}: {e}", path.display()),
+        )
+    })?;
+    spine_core::services::load_services_toml(&text)
+        .map(Some)
+        .map_err(|e| {
+            Failure::plain(
+                Exit::Usage,
+                "SVC_DIRECTORY_INVALID",
+                format!("{}: {e}", path.display()),
+            )
+        })
 }
 
 #[cfg(test)]

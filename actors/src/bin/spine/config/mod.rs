@@ -70,6 +70,9 @@ pub struct NodeConfig {
     pub mesh: MeshConfig,
     /// Diagnostics.
     pub log: LogConfig,
+    /// Service routing (PDS, SCR, EPS and external services): the service
+    /// directory file and limits. File only (no flags or variables).
+    pub services: spine_actors::services::ServicesConfig,
 }
 
 /// Where the metrics endpoint listens by default (loopback only).

@@ -147,11 +147,35 @@ pub enum Setting {
     LogFormat,
     /// `log.level`.
     LogLevel,
+    /// `services.directory`.
+    ServicesDirectory,
+    /// `services.seed`.
+    ServicesSeed,
+    /// `services.patients`.
+    ServicesPatients,
+    /// `services.max_body_bytes`.
+    ServicesMaxBodyBytes,
+    /// `services.max_pending`.
+    ServicesMaxPending,
+    /// `services.max_providers`.
+    ServicesMaxProviders,
+    /// `services.max_remembered`.
+    ServicesMaxRemembered,
+    /// `services.provider_queue`.
+    ServicesProviderQueue,
+    /// `services.cooldown_ms`.
+    ServicesCooldownMs,
+    /// `services.tick_ms`.
+    ServicesTickMs,
+    /// `services.max_summaries`.
+    ServicesMaxSummaries,
+    /// `services.max_prescriptions`.
+    ServicesMaxPrescriptions,
 }
 
 impl Setting {
     /// Every setting, in file order.
-    pub const ALL: [Setting; 64] = [
+    pub const ALL: [Setting; 76] = [
         Setting::DataDir,
         Setting::SegmentBytes,
         Setting::MaxRecordBytes,
@@ -216,10 +240,22 @@ impl Setting {
         Setting::MeshIdleTimeoutMs,
         Setting::LogFormat,
         Setting::LogLevel,
+        Setting::ServicesDirectory,
+        Setting::ServicesSeed,
+        Setting::ServicesPatients,
+        Setting::ServicesMaxBodyBytes,
+        Setting::ServicesMaxPending,
+        Setting::ServicesMaxProviders,
+        Setting::ServicesMaxRemembered,
+        Setting::ServicesProviderQueue,
+        Setting::ServicesCooldownMs,
+        Setting::ServicesTickMs,
+        Setting::ServicesMaxSummaries,
+        Setting::ServicesMaxPrescriptions,
     ];
 
     /// The sections of the file, in order.
-    pub const SECTIONS: [&'static str; 7] = [
+    pub const SECTIONS: [&'static str; 8] = [
         "storage",
         "directory",
         "runtime",
@@ -227,6 +263,7 @@ impl Setting {
         "network",
         "mesh",
         "log",
+        "services",
     ];
 
     /// The dotted file key, `section.field`.
@@ -296,6 +333,18 @@ impl Setting {
             Setting::MeshIdleTimeoutMs => "mesh.idle_timeout_ms",
             Setting::LogFormat => "log.format",
             Setting::LogLevel => "log.level",
+            Setting::ServicesDirectory => "services.directory",
+            Setting::ServicesSeed => "services.seed",
+            Setting::ServicesPatients => "services.patients",
+            Setting::ServicesMaxBodyBytes => "services.max_body_bytes",
+            Setting::ServicesMaxPending => "services.max_pending",
+            Setting::ServicesMaxProviders => "services.max_providers",
+            Setting::ServicesMaxRemembered => "services.max_remembered",
+            Setting::ServicesProviderQueue => "services.provider_queue",
+            Setting::ServicesCooldownMs => "services.cooldown_ms",
+            Setting::ServicesTickMs => "services.tick_ms",
+            Setting::ServicesMaxSummaries => "services.max_summaries",
+            Setting::ServicesMaxPrescriptions => "services.max_prescriptions",
         }
     }
 
@@ -382,6 +431,18 @@ impl Setting {
             Setting::MeshIdleTimeoutMs => "SPINE_MESH_IDLE_TIMEOUT_MS",
             Setting::LogFormat => "SPINE_LOG_FORMAT",
             Setting::LogLevel => "SPINE_LOG_LEVEL",
+            Setting::ServicesDirectory => "SPINE_SERVICES_DIRECTORY",
+            Setting::ServicesSeed => "SPINE_SERVICES_SEED",
+            Setting::ServicesPatients => "SPINE_SERVICES_PATIENTS",
+            Setting::ServicesMaxBodyBytes => "SPINE_SERVICES_MAX_BODY_BYTES",
+            Setting::ServicesMaxPending => "SPINE_SERVICES_MAX_PENDING",
+            Setting::ServicesMaxProviders => "SPINE_SERVICES_MAX_PROVIDERS",
+            Setting::ServicesMaxRemembered => "SPINE_SERVICES_MAX_REMEMBERED",
+            Setting::ServicesProviderQueue => "SPINE_SERVICES_PROVIDER_QUEUE",
+            Setting::ServicesCooldownMs => "SPINE_SERVICES_COOLDOWN_MS",
+            Setting::ServicesTickMs => "SPINE_SERVICES_TICK_MS",
+            Setting::ServicesMaxSummaries => "SPINE_SERVICES_MAX_SUMMARIES",
+            Setting::ServicesMaxPrescriptions => "SPINE_SERVICES_MAX_PRESCRIPTIONS",
         }
     }
 
@@ -452,6 +513,18 @@ impl Setting {
             Setting::MeshIdleTimeoutMs => "--mesh-idle-timeout-ms",
             Setting::LogFormat => "--log-format",
             Setting::LogLevel => "--log-level",
+            Setting::ServicesDirectory => "--services-directory",
+            Setting::ServicesSeed => "--services-seed",
+            Setting::ServicesPatients => "--services-patients",
+            Setting::ServicesMaxBodyBytes => "--services-max-body-bytes",
+            Setting::ServicesMaxPending => "--services-max-pending",
+            Setting::ServicesMaxProviders => "--services-max-providers",
+            Setting::ServicesMaxRemembered => "--services-max-remembered",
+            Setting::ServicesProviderQueue => "--services-provider-queue",
+            Setting::ServicesCooldownMs => "--services-cooldown-ms",
+            Setting::ServicesTickMs => "--services-tick-ms",
+            Setting::ServicesMaxSummaries => "--services-max-summaries",
+            Setting::ServicesMaxPrescriptions => "--services-max-prescriptions",
         }
     }
 
@@ -591,6 +664,34 @@ impl Setting {
             }
             Setting::LogFormat => config.log.format = log_format(raw)?,
             Setting::LogLevel => config.log.level = text(raw)?.to_string(),
+            Setting::ServicesDirectory => config.services.directory = Some(PathBuf::from(raw)),
+            Setting::ServicesSeed => config.services.seed = number(raw, "a number")?,
+            Setting::ServicesPatients => config.services.patients = number(raw, "a number")?,
+            Setting::ServicesMaxBodyBytes => {
+                config.services.max_body_bytes = number(raw, "a number of bytes")?
+            }
+            Setting::ServicesMaxPending => config.services.max_pending = number(raw, "a number")?,
+            Setting::ServicesMaxProviders => {
+                config.services.max_providers = number(raw, "a number")?
+            }
+            Setting::ServicesMaxRemembered => {
+                config.services.max_remembered = number(raw, "a number")?
+            }
+            Setting::ServicesProviderQueue => {
+                config.services.provider_queue = number(raw, "a number")?
+            }
+            Setting::ServicesCooldownMs => {
+                config.services.cooldown_ms = number(raw, "a number of milliseconds")?
+            }
+            Setting::ServicesTickMs => {
+                config.services.tick_ms = number(raw, "a number of milliseconds")?
+            }
+            Setting::ServicesMaxSummaries => {
+                config.services.max_summaries = number(raw, "a number")?
+            }
+            Setting::ServicesMaxPrescriptions => {
+                config.services.max_prescriptions = number(raw, "a number")?
+            }
         }
         Ok(())
     }

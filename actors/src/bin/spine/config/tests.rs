@@ -111,6 +111,7 @@ fn every_setting_is_reachable_from_env_and_flag() {
         | Setting::Mailboxes
         | Setting::Workflows
         | Setting::DirectoryToml
+        | Setting::ServicesDirectory
         | Setting::TlsCert
         | Setting::TlsKey
         | Setting::ClientCa => "/some/path",
@@ -651,6 +652,10 @@ fn every_model_field_has_a_setting() {
             tls_key: Some("/k".into()),
             client_ca: Some("/ca".into()),
             ..NetworkConfig::default()
+        },
+        services: spine_actors::services::ServicesConfig {
+            directory: Some("/s".into()),
+            ..Default::default()
         },
         ..NodeConfig::default()
     })
@@ -1545,4 +1550,30 @@ fn unknown_keys_in_mesh_are_named() {
         shown.contains("shared_secret") && shown.contains("line 4"),
         "{shown}"
     );
+}
+
+#[test]
+fn services_settings_layer_and_are_validated_each_on_its_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_file(
+        tmp.path(),
+        "[services]\npatients = 50\nmax_pending = 0\ndirectory = \"/etc/spine/services.toml\"\n",
+    );
+    let l = resolve_with(
+        Some(&file),
+        &[(Setting::ServicesTickMs, "5")],
+        &Env::default(),
+    )
+    .unwrap();
+    assert_eq!(l.config.services.patients, 50);
+    assert_eq!(
+        l.config.services.directory.as_deref(),
+        Some(Path::new("/etc/spine/services.toml"))
+    );
+    let text = l.validate().unwrap_err().to_string();
+    assert!(
+        text.contains("services.max_pending") && text.contains("services.tick_ms"),
+        "both bad values are blamed on their settings: {text}"
+    );
+    assert!(!text.contains("services.patients"), "{text}");
 }

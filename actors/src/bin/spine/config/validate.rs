@@ -13,6 +13,7 @@ use std::path::Path;
 
 use spine_actors::mesh::MeshConfig;
 use spine_actors::node::{RuntimeConfig, MAX_STORED_MESSAGES};
+use spine_actors::services::ServicesConfig;
 use spine_actors::transport::NetworkConfig;
 use spine_core::directory::credentials::{MAX_HASH_ITERATIONS, MIN_HASH_ITERATIONS};
 
@@ -83,6 +84,7 @@ pub fn validate(loaded: &Loaded) -> Result<(), ConfigError> {
     network(&mut c);
     mesh(&mut c);
     log(&mut c);
+    services(&mut c);
     if c.problems.is_empty() {
         Ok(())
     } else {
@@ -832,5 +834,98 @@ fn log(c: &mut Checker<'_>) {
             shown,
             format!("is not a log filter ({e}); {LEVEL_HELP}"),
         );
+    }
+}
+
+/// Copies one `[services]` setting's value from `from` into `into` and
+/// returns it as shown; `None` for settings of other sections.
+pub fn copy_services_field(
+    setting: Setting,
+    from: &ServicesConfig,
+    into: &mut ServicesConfig,
+) -> Option<String> {
+    let shown = match setting {
+        Setting::ServicesDirectory => {
+            into.directory = from.directory.clone();
+            from.directory
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        }
+        Setting::ServicesSeed => {
+            into.seed = from.seed;
+            from.seed.to_string()
+        }
+        Setting::ServicesPatients => {
+            into.patients = from.patients;
+            from.patients.to_string()
+        }
+        Setting::ServicesMaxBodyBytes => {
+            into.max_body_bytes = from.max_body_bytes;
+            from.max_body_bytes.to_string()
+        }
+        Setting::ServicesMaxPending => {
+            into.max_pending = from.max_pending;
+            from.max_pending.to_string()
+        }
+        Setting::ServicesMaxProviders => {
+            into.max_providers = from.max_providers;
+            from.max_providers.to_string()
+        }
+        Setting::ServicesMaxRemembered => {
+            into.max_remembered = from.max_remembered;
+            from.max_remembered.to_string()
+        }
+        Setting::ServicesProviderQueue => {
+            into.provider_queue = from.provider_queue;
+            from.provider_queue.to_string()
+        }
+        Setting::ServicesCooldownMs => {
+            into.cooldown_ms = from.cooldown_ms;
+            from.cooldown_ms.to_string()
+        }
+        Setting::ServicesTickMs => {
+            into.tick_ms = from.tick_ms;
+            from.tick_ms.to_string()
+        }
+        Setting::ServicesMaxSummaries => {
+            into.max_summaries = from.max_summaries;
+            from.max_summaries.to_string()
+        }
+        Setting::ServicesMaxPrescriptions => {
+            into.max_prescriptions = from.max_prescriptions;
+            from.max_prescriptions.to_string()
+        }
+        _ => return None,
+    };
+    Some(shown)
+}
+
+/// `[services]`: each value checked alone over the defaults (so each
+/// problem is blamed on its setting), then the whole (cross-field rules).
+fn services(c: &mut Checker<'_>) {
+    let merged = c.loaded.config.services.clone();
+    let settings = Setting::in_section("services");
+    let mut found = false;
+    for &setting in &settings {
+        let mut alone = ServicesConfig::default();
+        let Some(shown) = copy_services_field(setting, &merged, &mut alone) else {
+            continue;
+        };
+        if let Err(why) = alone.validate() {
+            c.fail(setting, shown, why);
+            found = true;
+        }
+    }
+    if !found {
+        if let Err(why) = merged.validate() {
+            let setting = settings
+                .into_iter()
+                .find(|s| why.contains(s.key()))
+                .unwrap_or(Setting::ServicesMaxPending);
+            let mut shown = ServicesConfig::default();
+            let value = copy_services_field(setting, &merged, &mut shown).unwrap_or_default();
+            c.fail(setting, value, why);
+        }
     }
 }
