@@ -578,6 +578,9 @@ const RELIST_EVERY: Duration = Duration::from_millis(250);
 /// stop. A message listed by a listing that *started after* its
 /// acknowledgement completed is a duplicate delivery; one listed by an
 /// older listing is only stale and skipped.
+/// Acknowledgements a consumer sends in one `ACKNOWLEDGE_BATCH`.
+const ACK_BATCH: usize = 64;
+
 async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<AtomicBool>) {
     // Message id -> when its acknowledgement completed (None: in progress).
     let state = Arc::new(Mutex::new(HashMap::<MessageId, Option<Instant>>::new()));
@@ -594,7 +597,11 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
     let mut next_list = Instant::now();
     // Pages forward through a backlog; back to the start once it is empty.
     let mut cursor: Option<u64> = None;
+    // Messages whose bodies came with their pushes, acknowledged in
+    // batches (ACKNOWLEDGE_BATCH) once ACK_BATCH are ready or no push came.
+    let mut to_ack: Vec<MessageId> = Vec::new();
     while running.load(Ordering::SeqCst) {
+        let mut idle = false;
         // (message, whether its body has already arrived with its push)
         let mut due: Vec<(MessageId, bool)> = Vec::new();
         if Instant::now() >= next_list || subscription.is_none() {
@@ -629,7 +636,7 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
             match tokio::time::timeout(wait, sub.next()).await {
                 Ok(Some(push)) => due.push((push.envelope.message_id, push.body.is_some())),
                 Ok(None) => subscription = None, // connection lost: poll
-                Err(_) => {}                     // time to re-list
+                Err(_) => idle = true,           // time to re-list
             }
         }
         for (id, have_body) in due {
@@ -639,6 +646,10 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
                     continue;
                 }
                 s.insert(id, None);
+            }
+            if have_body {
+                to_ack.push(id);
+                continue;
             }
             let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
                 return;
@@ -653,19 +664,29 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
                 }
                 .await;
                 let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-                match result {
-                    Ok(()) => {
-                        s.insert(id, Some(Instant::now()));
-                        tally.received.fetch_add(1, Ordering::Relaxed);
-                        if let Ok(mut r) = tally.received_ids.lock() {
-                            r.insert(id);
-                        }
-                    }
-                    Err(e) => {
-                        s.remove(&id);
-                        tally.consumer_errors.fetch_add(1, Ordering::Relaxed);
-                        tally.error(format!("consume {id}: {e}"));
-                    }
+                settle(&mut s, &tally, id, result.map_err(|e| e.to_string()));
+                drop(permit);
+            });
+        }
+        if to_ack.len() >= ACK_BATCH || (idle || subscription.is_none()) && !to_ack.is_empty() {
+            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                return;
+            };
+            let ids = std::mem::take(&mut to_ack);
+            let (client, tally, state) = (client.clone(), Arc::clone(&tally), Arc::clone(&state));
+            tasks.spawn(async move {
+                let results = client.acknowledge_batch(ids.clone()).await;
+                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                for (i, id) in ids.into_iter().enumerate() {
+                    let result = match &results {
+                        Ok(r) => r
+                            .get(i)
+                            .cloned()
+                            .unwrap_or(Ok(()))
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    settle(&mut s, &tally, id, result);
                 }
                 drop(permit);
             });
@@ -673,6 +694,29 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
         while tasks.try_join_next().is_some() {}
     }
     while tasks.join_next().await.is_some() {}
+}
+
+/// Records how consuming `id` ended.
+fn settle(
+    s: &mut HashMap<MessageId, Option<Instant>>,
+    tally: &Tally<MessageId>,
+    id: MessageId,
+    result: Result<(), String>,
+) {
+    match result {
+        Ok(()) => {
+            s.insert(id, Some(Instant::now()));
+            tally.received.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut r) = tally.received_ids.lock() {
+                r.insert(id);
+            }
+        }
+        Err(e) => {
+            s.remove(&id);
+            tally.consumer_errors.fetch_add(1, Ordering::Relaxed);
+            tally.error(format!("consume {id}: {e}"));
+        }
+    }
 }
 
 /// Raw loopback TCP: one connection, `size`-byte writes as fast as they

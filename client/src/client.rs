@@ -329,6 +329,24 @@ impl Client {
         }
     }
 
+    /// Acknowledges several messages in one request (at most the server's
+    /// `max_batch`); one result per message, in order. Each is idempotent
+    /// like [`Client::acknowledge`].
+    pub async fn acknowledge_batch(
+        &self,
+        message_ids: Vec<MessageId>,
+    ) -> Result<Vec<Result<(), WireError>>, ClientError> {
+        let count = message_ids.len();
+        match self.call(Request::AcknowledgeBatch { message_ids }).await? {
+            Response::AckBatchOk(results) if results.len() == count => Ok(results),
+            Response::AckBatchOk(results) => Err(ClientError::protocol(format!(
+                "a batch of {count} acknowledgements was answered with {} results",
+                results.len()
+            ))),
+            other => Err(ClientError::unexpected("ACK_BATCH_OK", other)),
+        }
+    }
+
     /// What the server knows of a message this mailbox sent.
     pub async fn track(&self, message_id: MessageId) -> Result<TrackInfo, ClientError> {
         match self.call(Request::Track { message_id }).await? {

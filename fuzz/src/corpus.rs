@@ -279,6 +279,13 @@ fn requests() -> Vec<(&'static str, u64, Request)> {
             },
         ),
         (
+            "acknowledge_batch",
+            18,
+            Request::AcknowledgeBatch {
+                message_ids: vec![message_id(MESSAGE_ID), message_id(MESSAGE_ID)],
+            },
+        ),
+        (
             "track",
             11,
             Request::Track {
@@ -374,6 +381,18 @@ fn responses() -> Vec<(&'static str, u64, Response)> {
                 acknowledged_at: Some(created_at().saturating_add(Duration::from_secs(60))),
                 expired_at: None,
             }),
+        ),
+        (
+            "ack_batch_ok",
+            18,
+            Response::AckBatchOk(vec![
+                Ok(()),
+                Err(WireError::new(
+                    WireErrorCode::NotFound,
+                    "MSG_NOT_FOUND",
+                    "no such message",
+                )),
+            ]),
         ),
         (
             "lookup_result",

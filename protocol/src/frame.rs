@@ -72,6 +72,8 @@ pub enum FrameKind {
     RegisterProvider = 0x0F,
     /// A provider's answer to a `SERVICE_CALL`.
     ProviderReply = 0x10,
+    /// Request: acknowledge several messages at once.
+    AcknowledgeBatch = 0x11,
     /// Response to [`FrameKind::Hello`].
     HelloOk = 0x81,
     /// Response to [`FrameKind::Send`].
@@ -102,6 +104,8 @@ pub enum FrameKind {
     ProviderRegistered = 0x8F,
     /// Response to [`FrameKind::ProviderReply`].
     ProviderReplyOk = 0x90,
+    /// Response to [`FrameKind::AcknowledgeBatch`]: one result per message.
+    AckBatchOk = 0x91,
     /// Server push: a message newly accepted into the subscribed inbox.
     Push = 0xA0,
     /// A service request delivered to a registered provider (id 0).
@@ -112,7 +116,7 @@ pub enum FrameKind {
 
 impl FrameKind {
     /// Every kind, in numeric order.
-    pub const ALL: [FrameKind; 34] = [
+    pub const ALL: [FrameKind; 36] = [
         FrameKind::Hello,
         FrameKind::Send,
         FrameKind::SendBatch,
@@ -129,6 +133,7 @@ impl FrameKind {
         FrameKind::ServiceRequest,
         FrameKind::RegisterProvider,
         FrameKind::ProviderReply,
+        FrameKind::AcknowledgeBatch,
         FrameKind::HelloOk,
         FrameKind::SendOk,
         FrameKind::SendBatchOk,
@@ -144,6 +149,7 @@ impl FrameKind {
         FrameKind::ServiceResponse,
         FrameKind::ProviderRegistered,
         FrameKind::ProviderReplyOk,
+        FrameKind::AckBatchOk,
         FrameKind::Push,
         FrameKind::ServiceCall,
         FrameKind::Error,
@@ -183,6 +189,7 @@ impl FrameKind {
             FrameKind::ServiceRequest => "SERVICE_REQUEST",
             FrameKind::RegisterProvider => "REGISTER_PROVIDER",
             FrameKind::ProviderReply => "PROVIDER_REPLY",
+            FrameKind::AcknowledgeBatch => "ACKNOWLEDGE_BATCH",
             FrameKind::HelloOk => "HELLO_OK",
             FrameKind::SendOk => "SEND_OK",
             FrameKind::SendBatchOk => "SEND_BATCH_OK",
@@ -198,6 +205,7 @@ impl FrameKind {
             FrameKind::ServiceResponse => "SERVICE_RESPONSE",
             FrameKind::ProviderRegistered => "PROVIDER_REGISTERED",
             FrameKind::ProviderReplyOk => "PROVIDER_REPLY_OK",
+            FrameKind::AckBatchOk => "ACK_BATCH_OK",
             FrameKind::ServiceCall => "SERVICE_CALL",
             FrameKind::Push => "PUSH",
             FrameKind::Error => "ERROR",
@@ -324,7 +332,8 @@ mod tests {
         assert_eq!(FrameKind::from_u8(0), None);
         assert_eq!(FrameKind::ServiceRequest.as_u8(), 0x0E);
         assert_eq!(FrameKind::ServiceCall.as_u8(), 0xA1);
-        assert_eq!(FrameKind::from_u8(0x11), None);
+        assert_eq!(FrameKind::AcknowledgeBatch.as_u8(), 0x11);
+        assert_eq!(FrameKind::from_u8(0x12), None);
         assert_eq!(FrameKind::Send.to_string(), "SEND (0x02)");
     }
 

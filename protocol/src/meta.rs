@@ -110,6 +110,18 @@ pub(crate) struct MessageRefMeta {
     pub message_id: String,
 }
 
+/// `ACKNOWLEDGE_BATCH`.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AckBatchMeta {
+    pub message_ids: Vec<String>,
+}
+
+/// `ACK_BATCH_OK`: per message, `None` when acknowledged.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AckBatchOkMeta {
+    pub errors: Vec<Option<WireErrorMeta>>,
+}
+
 /// `LIST_INBOX`.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ListInboxMeta {

@@ -20,8 +20,8 @@ use crate::error::ProtocolError;
 use crate::frame::{Flags, Frame, FrameHeader, FrameKind};
 use crate::limits::{check_len, check_opt_len, check_range, Limits, MAX_WORKFLOW_FILTER_BYTES};
 use crate::meta::{
-    self, BatchItemMeta, ChunkRefMeta, CreditMeta, HelloMeta, ListInboxMeta, LookupMeta,
-    MessageRefMeta, SendBatchMeta, SendHeaderMeta,
+    self, AckBatchMeta, BatchItemMeta, ChunkRefMeta, CreditMeta, HelloMeta, ListInboxMeta,
+    LookupMeta, MessageRefMeta, SendBatchMeta, SendHeaderMeta,
 };
 use crate::service::{
     self, ProviderReplyMeta, RegisterProviderMeta, ServiceRequestMeta, MAX_INTERACTION_BYTES,
@@ -89,6 +89,12 @@ pub enum Request {
     Acknowledge {
         /// The message.
         message_id: MessageId,
+    },
+    /// Acknowledge several messages at once (1..=max_batch), each as
+    /// [`Request::Acknowledge`] would; answered with one result per message.
+    AcknowledgeBatch {
+        /// The messages.
+        message_ids: Vec<MessageId>,
     },
     /// Track a message this mailbox sent.
     Track {
@@ -161,6 +167,7 @@ impl Request {
             Request::ListInbox { .. } => FrameKind::ListInbox,
             Request::Download { .. } => FrameKind::Download,
             Request::Acknowledge { .. } => FrameKind::Acknowledge,
+            Request::AcknowledgeBatch { .. } => FrameKind::AcknowledgeBatch,
             Request::Track { .. } => FrameKind::Track,
             Request::Lookup { .. } => FrameKind::Lookup,
             Request::Subscribe { .. } => FrameKind::Subscribe,
@@ -204,6 +211,7 @@ impl Request {
                 check_batch_len(items.len(), limits)?;
                 items.iter().try_for_each(|item| item.header.validate())
             }
+            Request::AcknowledgeBatch { message_ids } => check_batch_len(message_ids.len(), limits),
             Request::SendChunk { chunk_no, .. } => {
                 check_range("chunk_no", u64::from(*chunk_no), 2, u64::from(MAX_CHUNKS))
             }
@@ -353,6 +361,15 @@ impl Request {
                 };
                 (Some(meta::encode(kind, &m)?), vec![])
             }
+            Request::AcknowledgeBatch { message_ids } => {
+                let m = AckBatchMeta {
+                    message_ids: message_ids
+                        .iter()
+                        .map(|id| id.as_str().to_owned())
+                        .collect(),
+                };
+                (Some(meta::encode(kind, &m)?), vec![])
+            }
             Request::Lookup {
                 ods_code,
                 workflow_id,
@@ -481,6 +498,17 @@ impl Request {
                 let r: MessageRefMeta = meta::decode(kind, m)?;
                 Request::Acknowledge {
                     message_id: parse_id("message_id", &r.message_id, MessageId::parse)?,
+                }
+            }
+            FrameKind::AcknowledgeBatch => {
+                let b: AckBatchMeta = meta::decode(kind, m)?;
+                check_batch_len(b.message_ids.len(), limits)?;
+                Request::AcknowledgeBatch {
+                    message_ids: b
+                        .message_ids
+                        .iter()
+                        .map(|id| parse_id("message_id", id, MessageId::parse))
+                        .collect::<Result<_, _>>()?,
                 }
             }
             FrameKind::Track => {

@@ -29,9 +29,9 @@ use crate::error::ProtocolError;
 use crate::frame::{Flags, Frame, FrameHeader, FrameKind};
 use crate::limits::{check_len, check_range, Limits, ServerLimits, MAX_SERVER_NAME_BYTES};
 use crate::meta::{
-    self, BatchResultMeta, ChunkOkMeta, CreditMeta, DownloadDataMeta, HelloOkMeta, InboxPageMeta,
-    LookupResultMeta, PushMeta, SendBatchOkMeta, SendOkMeta, ServerLimitsMeta, TrackInfoMeta,
-    WireErrorMeta,
+    self, AckBatchOkMeta, BatchResultMeta, ChunkOkMeta, CreditMeta, DownloadDataMeta, HelloOkMeta,
+    InboxPageMeta, LookupResultMeta, PushMeta, SendBatchOkMeta, SendOkMeta, ServerLimitsMeta,
+    TrackInfoMeta, WireErrorMeta,
 };
 use crate::service::{
     self, ProviderRegisteredMeta, ServiceCall, ServiceCallMeta, ServiceFault, ServiceResponseMeta,
@@ -59,6 +59,8 @@ pub enum Response {
     SendOk(SendOk),
     /// One result per batch item, in item order.
     SendBatchOk(Vec<Result<SendOk, WireError>>),
+    /// One result per message of an `ACKNOWLEDGE_BATCH`, in its order.
+    AckBatchOk(Vec<Result<(), WireError>>),
     /// The chunk is durable.
     ChunkOk {
         /// True once every chunk has arrived (the message is accepted).
@@ -126,6 +128,7 @@ impl Response {
             Response::HelloOk { .. } => FrameKind::HelloOk,
             Response::SendOk(_) => FrameKind::SendOk,
             Response::SendBatchOk(_) => FrameKind::SendBatchOk,
+            Response::AckBatchOk(_) => FrameKind::AckBatchOk,
             Response::ChunkOk { .. } => FrameKind::ChunkOk,
             Response::InboxPage { .. } => FrameKind::InboxPage,
             Response::DownloadData(_) => FrameKind::DownloadData,
@@ -175,6 +178,18 @@ impl Response {
                 )?;
                 items.iter().try_for_each(|item| match item {
                     Ok(_) => Ok(()),
+                    Err(e) => e.validate(),
+                })
+            }
+            Response::AckBatchOk(items) => {
+                check_range(
+                    "batch results",
+                    items.len() as u64,
+                    1,
+                    u64::from(limits.max_batch),
+                )?;
+                items.iter().try_for_each(|item| match item {
+                    Ok(()) => Ok(()),
                     Err(e) => e.validate(),
                 })
             }
@@ -247,6 +262,15 @@ impl Response {
                 (Some(meta::encode(kind, &m)?), vec![])
             }
             Response::SendOk(ok) => (Some(meta::encode(kind, &ok.to_meta())?), vec![]),
+            Response::AckBatchOk(items) => {
+                let m = AckBatchOkMeta {
+                    errors: items
+                        .iter()
+                        .map(|item| item.as_ref().err().map(WireError::to_meta))
+                        .collect(),
+                };
+                (Some(meta::encode(kind, &m)?), vec![])
+            }
             Response::SendBatchOk(items) => {
                 let m = SendBatchOkMeta {
                     items: items
@@ -419,6 +443,24 @@ impl Response {
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 Response::SendBatchOk(items)
+            }
+            FrameKind::AckBatchOk => {
+                let b: AckBatchOkMeta = meta::decode(kind, m)?;
+                check_range(
+                    "batch results",
+                    b.errors.len() as u64,
+                    1,
+                    u64::from(limits.max_batch),
+                )?;
+                let items = b
+                    .errors
+                    .into_iter()
+                    .map(|e| match e {
+                        None => Ok(Ok(())),
+                        Some(e) => WireError::from_meta(e).map(Err),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Response::AckBatchOk(items)
             }
             FrameKind::ChunkOk => {
                 let c: ChunkOkMeta = meta::decode(kind, m)?;

@@ -46,6 +46,8 @@ pub(crate) const fn shape(kind: FrameKind) -> Shape {
         | K::ListInbox
         | K::Download
         | K::Acknowledge
+        | K::AcknowledgeBatch
+        | K::AckBatchOk
         | K::Track
         | K::Lookup
         | K::Subscribe

@@ -930,6 +930,60 @@ async fn tls_and_quic_clients_share_one_node() -> anyhow::Result<()> {
     .await
 }
 
+/// ACKNOWLEDGE_BATCH acknowledges each message as ACKNOWLEDGE would, with
+/// one result per message in order: the recipient's own messages (twice:
+/// idempotent), another mailbox's and an unknown one refused per item,
+/// without failing the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_acknowledge_batch_answers_each_message() -> anyhow::Result<()> {
+    bounded(async {
+        let node = blocking(|| Node::start(Security::Plain))?;
+        let sender = node.client(Transport::Tcp, "X26ABC1").await?;
+        let recipient = node.client(Transport::Tcp, "X26ABC2").await?;
+        let a = sender
+            .send(header("X26ABC2", WORKFLOW)?, pattern(1, 10))
+            .await?;
+        let b = sender
+            .send(header("X26ABC2", WORKFLOW)?, pattern(2, 10))
+            .await?;
+        let theirs = sender
+            .send(header("X26ABC3", WORKFLOW_ALL)?, pattern(3, 10))
+            .await?;
+        let unknown = MessageId::parse("20200101000000000000_000000")?;
+        let results = recipient
+            .acknowledge_batch(vec![
+                a.message_id,
+                b.message_id,
+                a.message_id,
+                theirs.message_id,
+                unknown,
+            ])
+            .await?;
+        ensure!(results.len() == 5, "{results:?}");
+        ensure!(results[..3].iter().all(Result::is_ok), "{results:?}");
+        for r in &results[3..] {
+            let e = r
+                .as_ref()
+                .err()
+                .context("another mailbox's or unknown: refused")?;
+            ensure!(
+                e.code == WireErrorCode::Forbidden.as_u16()
+                    || e.code == WireErrorCode::NotFound.as_u16(),
+                "{e:?}"
+            );
+        }
+        for id in [a.message_id, b.message_id] {
+            ensure!(sender.track(id).await?.status == MessageStatus::Acknowledged);
+        }
+        ensure!(sender.track(theirs.message_id).await?.status == MessageStatus::Accepted);
+        sender.close().await;
+        recipient.close().await;
+        blocking(|| node.stop())?;
+        Ok(())
+    })
+    .await
+}
+
 /// A subscription that asks for bodies gets each small single-chunk body
 /// with its push (no DOWNLOAD needed), over TCP and QUIC; a body over
 /// `push_inline_bytes` comes as a notification to download, and a plain

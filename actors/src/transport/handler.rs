@@ -131,6 +131,18 @@ pub(crate) async fn handle(
             Ok(()) => Answer::One(Response::AckOk),
             Err(e) => Answer::error(&e),
         },
+        Request::AcknowledgeBatch { message_ids } => {
+            // Each as ACKNOWLEDGE would, concurrently: the partitions
+            // group them into shared log writes.
+            let acks = message_ids.iter().map(|id| node.acknowledge(mailbox, id));
+            let results = futures_util::future::join_all(acks).await;
+            Answer::One(Response::AckBatchOk(
+                results
+                    .iter()
+                    .map(|r| r.as_ref().map_err(WireError::from_error).copied())
+                    .collect(),
+            ))
+        }
         Request::Track { message_id } => match node.track(mailbox, &message_id).await {
             Ok(view) => Answer::One(Response::TrackInfo(track_info(&view))),
             Err(e) => Answer::error(&e),

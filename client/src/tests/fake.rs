@@ -272,6 +272,9 @@ impl ConnState {
                     .collect(),
             ),
             Request::Acknowledge { .. } => reply(Response::AckOk),
+            Request::AcknowledgeBatch { message_ids } => {
+                reply(Response::AckBatchOk(vec![Ok(()); message_ids.len()]))
+            }
             Request::Track { .. } if script.drop_on_track => Step::Close,
             Request::Track { .. } => reply(Response::TrackInfo(TrackInfo {
                 envelope: envelope(),

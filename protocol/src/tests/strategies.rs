@@ -210,6 +210,8 @@ pub(crate) fn request() -> impl Strategy<Value = Request> {
             chunk_no
         }),
         message_id().prop_map(|message_id| Request::Acknowledge { message_id }),
+        proptest::collection::vec(message_id(), 1..=limits.max_batch as usize)
+            .prop_map(|message_ids| Request::AcknowledgeBatch { message_ids }),
         message_id().prop_map(|message_id| Request::Track { message_id }),
         (proptest::option::of(ods()), workflow()).prop_map(|(ods_code, workflow_id)| {
             Request::Lookup {
@@ -426,6 +428,11 @@ pub(crate) fn response() -> impl Strategy<Value = Response> {
             1..=limits.max_batch as usize
         )
         .prop_map(Response::SendBatchOk),
+        proptest::collection::vec(
+            proptest::option::of(wire_error()).prop_map(|e| e.map_or(Ok(()), Err)),
+            1..=limits.max_batch as usize
+        )
+        .prop_map(Response::AckBatchOk),
         any::<bool>().prop_map(|complete| Response::ChunkOk { complete }),
         (
             proptest::collection::vec(inbox_entry(), 0..=limits.max_inbox_page as usize),
