@@ -171,7 +171,7 @@ pub fn run(args: RequestArgs) -> anyhow::Result<()> {
                     let message = message.clone();
                     let body = Bytes::from(numbers[(i as usize) % numbers.len()].clone());
                     async move {
-                        if i % every == 0 {
+                        if i.is_multiple_of(every) {
                             client.send(header, message).await.map(|_| ())
                         } else {
                             client
