@@ -80,8 +80,8 @@ impl Node {
                 &reference,
             )
         })
-            .await
-            .map_err(|e| NodeError::Runtime(format!("recovery task failed: {e}")))??;
+        .await
+        .map_err(|e| NodeError::Runtime(format!("recovery task failed: {e}")))??;
         let sink = LogSink::Durable(open.wal());
         let reader = PayloadReader::files(storage.data_dir.clone());
         let mut open = open;

@@ -16,8 +16,8 @@ pub use error::RequestError;
 pub use handle::FaultTarget;
 pub use handle::{Node, NodeHandle, NodeParts, QueueDepths};
 pub use storage::{
-    open_storage, open_storage_full, open_storage_with, NodeError, OpenNode, RecoverySummary, StorageConfig,
-    MAX_STORED_MESSAGES,
+    open_storage, open_storage_full, open_storage_with, NodeError, OpenNode, RecoverySummary,
+    StorageConfig, MAX_STORED_MESSAGES,
 };
 pub use types::{
     ChunkOutcome, Download, InboxPage, InjectReport, MessageView, Notification, SendOutcome,

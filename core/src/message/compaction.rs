@@ -114,8 +114,11 @@ pub trait SegmentHolder {
     /// below `upto` (empty: it holds nothing there).
     fn carry_records(&self, upto: u64) -> Result<Vec<PendingRecord>, WalError>;
     /// A carried record is durable at `location`: update what it holds.
-    fn carried(&mut self, record: &PendingRecord, location: crate::wal::RecordLocation)
-        -> Result<(), WalError>;
+    fn carried(
+        &mut self,
+        record: &PendingRecord,
+        location: crate::wal::RecordLocation,
+    ) -> Result<(), WalError>;
 }
 
 /// A holder of nothing.

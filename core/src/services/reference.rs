@@ -348,7 +348,10 @@ impl ReferenceServices {
 }
 
 impl crate::message::SegmentHolder for ReferenceServices {
-    fn carry_records(&self, upto: u64) -> Result<Vec<crate::wal::PendingRecord>, crate::wal::WalError> {
+    fn carry_records(
+        &self,
+        upto: u64,
+    ) -> Result<Vec<crate::wal::PendingRecord>, crate::wal::WalError> {
         self.carry(upto)
             .iter()
             .map(|r| r.to_record().map_err(crate::wal::WalError::InvalidBatch))

@@ -813,7 +813,9 @@ fn service_state_survives_replay_and_compaction_in_a_shared_log() {
     for i in 0..200u64 {
         let n = synthetic_numbers(20).nth((i % 20) as usize).unwrap();
         let body = format!(r#"{{"nhs_number":"{n}","summary":{{"rev":{i}}}}}"#);
-        let h = s.handle(Builtin::Scr, "upload", &gp(), body.as_bytes(), T0).unwrap();
+        let h = s
+            .handle(Builtin::Scr, "upload", &gp(), body.as_bytes(), T0)
+            .unwrap();
         let recs: Vec<_> = h.records.iter().map(|r| r.to_record().unwrap()).collect();
         let appended = wal.append_batch(&recs).unwrap();
         for (r, a) in h.records.into_iter().zip(appended) {
@@ -822,7 +824,14 @@ fn service_state_survives_replay_and_compaction_in_a_shared_log() {
     }
     let before = s.carry(u64::MAX);
     assert!(wal.segments().len() > 3, "the test needs several segments");
-    let report = compact_with(&mut wal, &mut store, &mut s, &CompactionPolicy::default(), true).unwrap();
+    let report = compact_with(
+        &mut wal,
+        &mut store,
+        &mut s,
+        &CompactionPolicy::default(),
+        true,
+    )
+    .unwrap();
     assert!(report.segments_removed > 0, "{report:?}");
     assert_eq!(s.carry(u64::MAX), before);
     drop(wal);
