@@ -304,33 +304,43 @@ impl ServiceHub {
         }
     }
 
-    /// A provider's answer to `correlation`.
+    /// Provider `provider`'s answer to `correlation`. An answer over
+    /// `max_body_bytes` is refused to the provider and its caller gets
+    /// `SVC_BODY_TOO_LARGE`.
     pub fn provider_reply(
         &self,
         service: &ServiceName,
+        provider: ProviderId,
         correlation: Correlation,
         result: Result<Bytes, ServiceError>,
     ) -> Result<(), ServiceError> {
-        if let Ok(body) = &result {
-            if body.len() > self.config.max_body_bytes {
-                return Err(ServiceError::BodyTooLarge {
+        let too_large = match &result {
+            Ok(body) if body.len() > self.config.max_body_bytes => {
+                Some(ServiceError::BodyTooLarge {
                     len: body.len(),
                     max: self.config.max_body_bytes,
-                });
+                })
             }
-        }
+            _ => None,
+        };
         let router = self
             .routers
             .get(service)
             .ok_or_else(|| ServiceError::UnknownService {
                 service: service.to_string(),
             })?;
+        let result = match &too_large {
+            Some(e) => Err(e.clone()),
+            None => result,
+        };
         router
             .cast(RouterMsg::Complete {
+                from: Some(provider),
                 correlation,
                 result,
             })
-            .map_err(|_| unavailable("the service is stopping"))
+            .map_err(|_| unavailable("the service is stopping"))?;
+        too_large.map_or(Ok(()), Err)
     }
 
     /// Carries the reference services' records out of segments at or below

@@ -846,3 +846,19 @@ fn service_state_survives_replay_and_compaction_in_a_shared_log() {
     assert_eq!(replayed.carry(u64::MAX), before);
     assert_eq!(messages.len(), 0);
 }
+
+#[test]
+fn a_provider_can_only_answer_requests_placed_with_it() {
+    let mut r = router();
+    r.register(1).unwrap();
+    r.register(2).unwrap();
+    let a = r.submit(routed(None), reliability(Pattern::Synchronous, 0), 1, T0);
+    let (p, c) = delivered(&a)[0];
+    let other = if p == 1 { 2 } else { 1 };
+    assert!(r.complete_from(other, c, Ok(Bytes::new()), T0).is_empty());
+    assert_eq!(r.pending(), 1, "another provider's answer is ignored");
+    assert_eq!(
+        answers(r.complete_from(p, c, Ok(Bytes::new()), T0)).len(),
+        1
+    );
+}
