@@ -17,8 +17,10 @@
 //!   deadline, and the hub adds a bound of its own above that in case the
 //!   service actor itself is gone.
 //! - An external provider is identified by a node-unique id; its replies
-//!   are accepted only for its own service, and it is unregistered when
-//!   its connection ends, so a dead provider is routed around.
+//!   count only for requests currently placed with it (so one provider
+//!   cannot answer another's), and it is unregistered when its connection
+//!   (or the stream it registered on) ends, so a dead provider is routed
+//!   around.
 
 pub mod config;
 pub mod reference_actor;
