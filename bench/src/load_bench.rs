@@ -597,11 +597,12 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
     let mut next_list = Instant::now();
     // Pages forward through a backlog; back to the start once it is empty.
     let mut cursor: Option<u64> = None;
-    // Messages whose bodies came with their pushes, acknowledged in
-    // batches (ACKNOWLEDGE_BATCH) once ACK_BATCH are ready or no push came.
+    // Messages received (their bodies came with their pushes, or were
+    // downloaded), acknowledged in batches (ACKNOWLEDGE_BATCH) once
+    // ACK_BATCH are ready or no push came.
     let mut to_ack: Vec<MessageId> = Vec::new();
     while running.load(Ordering::SeqCst) {
-        let mut idle = false;
+        let mut pushed = false;
         // (message, whether its body has already arrived with its push)
         let mut due: Vec<(MessageId, bool)> = Vec::new();
         if Instant::now() >= next_list || subscription.is_none() {
@@ -634,9 +635,12 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
         } else if let Some(sub) = subscription.as_mut() {
             let wait = next_list.saturating_duration_since(Instant::now());
             match tokio::time::timeout(wait, sub.next()).await {
-                Ok(Some(push)) => due.push((push.envelope.message_id, push.body.is_some())),
+                Ok(Some(push)) => {
+                    pushed = true;
+                    due.push((push.envelope.message_id, push.body.is_some()));
+                }
                 Ok(None) => subscription = None, // connection lost: poll
-                Err(_) => idle = true,           // time to re-list
+                Err(_) => {}                     // time to re-list
             }
         }
         for (id, have_body) in due {
@@ -655,45 +659,65 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
                 return;
             };
             let (client, tally, state) = (client.clone(), Arc::clone(&tally), Arc::clone(&state));
+            // Downloaded: acknowledged with the next batch.
             tasks.spawn(async move {
-                let result = async {
-                    if !have_body {
-                        client.download(id, 1).await?;
-                    }
-                    client.acknowledge(id).await
-                }
-                .await;
-                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-                settle(&mut s, &tally, id, result.map_err(|e| e.to_string()));
+                let downloaded = client.download(id, 1).await;
                 drop(permit);
+                match downloaded {
+                    Ok(_) => Some(id),
+                    Err(e) => {
+                        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                        settle(&mut s, &tally, id, Err(e.to_string()));
+                        None
+                    }
+                }
             });
         }
-        if to_ack.len() >= ACK_BATCH || (idle || subscription.is_none()) && !to_ack.is_empty() {
+        while let Some(done) = tasks.try_join_next() {
+            to_ack.extend(done.ok().flatten());
+        }
+        if to_ack.len() >= ACK_BATCH || (!pushed && !to_ack.is_empty()) {
             let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
                 return;
             };
             let ids = std::mem::take(&mut to_ack);
             let (client, tally, state) = (client.clone(), Arc::clone(&tally), Arc::clone(&state));
             tasks.spawn(async move {
-                let results = client.acknowledge_batch(ids.clone()).await;
-                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-                for (i, id) in ids.into_iter().enumerate() {
-                    let result = match &results {
-                        Ok(r) => r
-                            .get(i)
-                            .cloned()
-                            .unwrap_or(Ok(()))
-                            .map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    };
-                    settle(&mut s, &tally, id, result);
-                }
+                acknowledge_all(&client, &tally, &state, ids).await;
                 drop(permit);
+                None
             });
         }
-        while tasks.try_join_next().is_some() {}
     }
-    while tasks.join_next().await.is_some() {}
+    // Whatever was downloaded but not yet acknowledged.
+    while let Some(done) = tasks.join_next().await {
+        to_ack.extend(done.ok().flatten());
+    }
+    for ids in to_ack.chunks(ACK_BATCH) {
+        acknowledge_all(&client, &tally, &state, ids.to_vec()).await;
+    }
+}
+
+/// Acknowledges `ids` in one `ACKNOWLEDGE_BATCH` and records each outcome.
+async fn acknowledge_all(
+    client: &Client,
+    tally: &Tally<MessageId>,
+    state: &Mutex<HashMap<MessageId, Option<Instant>>>,
+    ids: Vec<MessageId>,
+) {
+    let results = client.acknowledge_batch(ids.clone()).await;
+    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+    for (i, id) in ids.into_iter().enumerate() {
+        let result = match &results {
+            Ok(r) => r
+                .get(i)
+                .cloned()
+                .unwrap_or(Ok(()))
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        settle(&mut s, tally, id, result);
+    }
 }
 
 /// Records how consuming `id` ended.

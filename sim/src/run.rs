@@ -168,6 +168,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Finished> {
                 },
                 fsync_recovery: Duration::from_secs(scenario.node.expiry_tick.max(5)),
                 event_log: args.event_log.clone(),
+                service_requests_per_send: scenario.node.service_requests_per_send,
             };
             deterministic::run(&config, &population, directory, schedule, &mut sink).await?
         }

@@ -867,6 +867,7 @@ impl NodeHandle {
     pub fn provider_reply(
         &self,
         service: &spine_core::services::ServiceName,
+        provider: spine_core::services::ProviderId,
         correlation: spine_core::services::Correlation,
         result: Result<Bytes, spine_core::services::ServiceError>,
     ) -> Result<(), spine_core::services::ServiceError> {
@@ -875,7 +876,7 @@ impl NodeHandle {
                 why: "service routing is not running".into(),
             }
         })?;
-        hub.provider_reply(service, correlation, result)
+        hub.provider_reply(service, provider, correlation, result)
     }
 
     /// Patients, summaries and prescriptions the reference services hold.

@@ -17,8 +17,10 @@
 //!   deadline, and the hub adds a bound of its own above that in case the
 //!   service actor itself is gone.
 //! - An external provider is identified by a node-unique id; its replies
-//!   are accepted only for its own service, and it is unregistered when
-//!   its connection ends, so a dead provider is routed around.
+//!   count only for requests currently placed with it (so one provider
+//!   cannot answer another's), and it is unregistered when its connection
+//!   (or the stream it registered on) ends, so a dead provider is routed
+//!   around.
 
 pub mod config;
 pub mod reference_actor;
@@ -304,33 +306,43 @@ impl ServiceHub {
         }
     }
 
-    /// A provider's answer to `correlation`.
+    /// Provider `provider`'s answer to `correlation`. An answer over
+    /// `max_body_bytes` is refused to the provider and its caller gets
+    /// `SVC_BODY_TOO_LARGE`.
     pub fn provider_reply(
         &self,
         service: &ServiceName,
+        provider: ProviderId,
         correlation: Correlation,
         result: Result<Bytes, ServiceError>,
     ) -> Result<(), ServiceError> {
-        if let Ok(body) = &result {
-            if body.len() > self.config.max_body_bytes {
-                return Err(ServiceError::BodyTooLarge {
+        let too_large = match &result {
+            Ok(body) if body.len() > self.config.max_body_bytes => {
+                Some(ServiceError::BodyTooLarge {
                     len: body.len(),
                     max: self.config.max_body_bytes,
-                });
+                })
             }
-        }
+            _ => None,
+        };
         let router = self
             .routers
             .get(service)
             .ok_or_else(|| ServiceError::UnknownService {
                 service: service.to_string(),
             })?;
+        let result = match &too_large {
+            Some(e) => Err(e.clone()),
+            None => result,
+        };
         router
             .cast(RouterMsg::Complete {
+                from: Some(provider),
                 correlation,
                 result,
             })
-            .map_err(|_| unavailable("the service is stopping"))
+            .map_err(|_| unavailable("the service is stopping"))?;
+        too_large.map_or(Ok(()), Err)
     }
 
     /// Carries the reference services' records out of segments at or below

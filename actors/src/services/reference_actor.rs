@@ -114,6 +114,7 @@ impl Actor for ReferenceActor {
             } => {
                 let result = state.serve(builtin, &request).await;
                 let _ = reply_to.cast(RouterMsg::Complete {
+                    from: None,
                     correlation,
                     result,
                 });

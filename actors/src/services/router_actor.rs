@@ -66,6 +66,9 @@ pub enum RouterMsg {
     },
     /// A provider's answer.
     Complete {
+        /// The external provider answering (`None`: the built-in one, in
+        /// process and trusted).
+        from: Option<ProviderId>,
         /// The correlation id.
         correlation: Correlation,
         /// The answer.
@@ -173,9 +176,17 @@ impl Actor for RouterActor {
                 answer,
             } => state.router.submit(request, reliability, answer, now),
             RouterMsg::Complete {
+                from: None,
                 correlation,
                 result,
             } => state.router.complete(correlation, result, now),
+            RouterMsg::Complete {
+                from: Some(provider),
+                correlation,
+                result,
+            } => state
+                .router
+                .complete_from(provider, correlation, result, now),
             RouterMsg::Register {
                 provider,
                 sink,

@@ -411,7 +411,10 @@ impl ConnState {
                                 code: f.code,
                                 message: f.message,
                             });
-                        match context.node.provider_reply(&p.service, correlation, result) {
+                        match context
+                            .node
+                            .provider_reply(&p.service, p.id, correlation, result)
+                        {
                             Ok(()) => Response::ProviderReplyOk,
                             Err(e) => {
                                 error_response(WireErrorCode::UnexpectedFrame, &e.to_string())

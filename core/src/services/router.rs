@@ -23,6 +23,8 @@
 //!   remains; a provider that leaves takes no new requests, and its pending
 //!   ones are retried elsewhere (attempts permitting) at once.
 //! - A retry keeps the correlation id, so a provider can recognise a repeat.
+//! - An external provider's answer counts only for a request placed with
+//!   it ([`Router::complete_from`]).
 //! - Duplicate elimination (reliable interactions only): a request whose
 //!   `(ASID, message id)` is pending joins it; one already answered within
 //!   `persist_duration` gets the same answer again without a delivery.
@@ -300,6 +302,28 @@ impl<W> Router<W> {
             correlation,
             request,
         }]
+    }
+
+    /// An external provider's response: taken only if `from` is the
+    /// provider the request is currently placed with, so one provider
+    /// cannot answer another's requests (and a late answer from an earlier
+    /// attempt's provider is dropped).
+    pub fn complete_from(
+        &mut self,
+        from: ProviderId,
+        correlation: Correlation,
+        result: Result<Bytes, ServiceError>,
+        now: Timestamp,
+    ) -> Vec<Action<W>> {
+        if self
+            .pending
+            .get(&correlation)
+            .is_some_and(|p| p.provider == from)
+        {
+            self.complete(correlation, result, now)
+        } else {
+            Vec::new()
+        }
     }
 
     /// A provider's response. Late or unknown correlations are ignored.

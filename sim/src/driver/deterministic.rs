@@ -51,6 +51,10 @@ enum FollowUp {
     OperatorRestart,
 }
 
+/// Seeded PDS patients the simulated look-ups spread over (the node's
+/// default seeds 1,000).
+const PATIENTS: usize = 1_000;
+
 #[derive(Debug, Clone)]
 struct Sent {
     at: Timestamp,
@@ -77,6 +81,9 @@ struct Run<'a, O: Observe> {
     reported: BTreeSet<MessageId>,
     refused: BTreeMap<String, u64>,
     scenario_events: u64,
+    /// Bodies of the PDS look-ups senders make (`service_requests_per_send`
+    /// per message), one per seeded patient.
+    patients: Vec<bytes::Bytes>,
 }
 
 /// Runs `events` against an in-process node. The run itself failing (the
@@ -114,6 +121,13 @@ pub async fn run<O: Observe>(
         reported: BTreeSet::new(),
         refused: BTreeMap::new(),
         scenario_events: 0,
+        patients: if config.service_requests_per_send > 0 {
+            spine_core::services::pds::synthetic_numbers(PATIENTS)
+                .map(|n| bytes::Bytes::from(format!(r#"{{"nhs_number":"{n}"}}"#)))
+                .collect()
+        } else {
+            Vec::new()
+        },
     };
     if let Some(first) = population.mailboxes.first() {
         run.network =
@@ -247,6 +261,7 @@ impl<O: Observe> Run<'_, O> {
             },
         );
         self.observer.send_accepted(at, wall, spec.bytes);
+        self.look_up(at, seq, &spec.from).await;
         if let Some(ConsumerMode::Push { delay_ms }) = self.consumers.get(&spec.to).copied() {
             let when = at.saturating_add(Duration::from_millis(delay_ms));
             self.later(
@@ -257,6 +272,41 @@ impl<O: Observe> Run<'_, O> {
                 },
             );
         }
+    }
+
+    /// The sender's PDS look-ups that go with one message (Spine's service
+    /// traffic mixed with MESH's), logged as one line with their outcomes.
+    /// Patients are chosen from the event's sequence number, so the line is
+    /// the same on every run of the seed.
+    async fn look_up(&mut self, at: Timestamp, seq: u64, from: &MailboxId) {
+        let n = u64::from(self.config.service_requests_per_send);
+        if n == 0 || self.patients.is_empty() {
+            return;
+        }
+        let mut ok = 0u64;
+        let mut failed: BTreeMap<String, u64> = BTreeMap::new();
+        for j in 0..n {
+            let index = (seq.wrapping_mul(n).wrapping_add(j) % self.patients.len() as u64) as usize;
+            let body = self.patients.get(index).cloned().unwrap_or_default();
+            let request = spine_actors::services::ServiceRequest {
+                service: "pds".into(),
+                interaction: "get".into(),
+                asid: None,
+                message_id: None,
+                body,
+            };
+            match self.handle().request(from, request).await {
+                Ok(_) => ok += 1,
+                Err(e) => *failed.entry(e.code().to_string()).or_insert(0) += 1,
+            }
+        }
+        let failures: String = failed.iter().map(|(c, k)| format!(" {c}={k}")).collect();
+        log_event!(
+            self.log,
+            at,
+            "service",
+            "#{seq} {from} pds get x{n} ok={ok}{failures}"
+        );
     }
 
     fn refuse(&mut self, at: Timestamp, seq: u64, code: &str) {

@@ -75,6 +75,8 @@ pub struct DriverConfig {
     pub fsync_recovery: Duration,
     /// Also write every event-log line to this file.
     pub event_log: Option<std::path::PathBuf>,
+    /// PDS look-ups each sender makes per message it sends (0: none).
+    pub service_requests_per_send: u32,
 }
 
 /// What a run produced.

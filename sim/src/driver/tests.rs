@@ -184,6 +184,7 @@ async fn once(seed: u64) -> (RunResult, Count) {
         storage: Storage::Disk(None),
         fsync_recovery: Duration::from_secs(3),
         event_log: None,
+        service_requests_per_send: 2,
     };
     let mut count = Count::default();
     let result = run(

@@ -215,6 +215,7 @@ fn validation_errors_name_the_key() {
         (with("[node]\nexpiry_tick = 0"), "SIM_SCENARIO_OUT_OF_RANGE", vec!["`node.expiry_tick`"]),
         (with("[node]\nsample_interval = 0"), "SIM_SCENARIO_OUT_OF_RANGE", vec!["`node.sample_interval`"]),
         (with("[node]\nmemory_limit_bytes = 5"), "SIM_SCENARIO_OUT_OF_RANGE", vec!["`node.memory_limit_bytes`"]),
+        (with("[node]\nservice_requests_per_send = 1001"), "SIM_SCENARIO_OUT_OF_RANGE", vec!["`node.service_requests_per_send`"]),
         (replaced("organisations = 20", "organisations = 0"), "SIM_SCENARIO_OUT_OF_RANGE", vec!["`class[1].organisations`"]),
         (replaced(r#"name = "practice""#, r#"name = "hub""#), "SIM_SCENARIO_DUPLICATE", vec!["`class[1].name`", "hub"]),
         (replaced(r#"name = "practice""#, r#"name = "Practice""#), "SIM_SCENARIO_INVALID", vec!["`class[1].name`"]),

@@ -180,6 +180,13 @@ impl Validator<'_> {
             16 << 20,
             1 << 40,
             " bytes",
+        )?;
+        self.within(
+            "node.service_requests_per_send",
+            u64::from(n.service_requests_per_send),
+            0,
+            1000,
+            "",
         )
     }
 
