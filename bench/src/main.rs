@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod compare;
 mod load_bench;
 mod mesh_http;
 mod mesh_load;
@@ -34,6 +35,8 @@ enum Command {
     Node(node_bench::NodeArgs),
     /// End-to-end load against a running node over TCP, TLS, QUIC or the MESH API, beside raw loopback TCP.
     Load(load_bench::LoadArgs),
+    /// Spine beside NATS JetStream, RabbitMQ and Redis on one durable workload (report.md, report.json, SVG charts).
+    Compare(compare::CompareArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,5 +45,6 @@ fn main() -> anyhow::Result<()> {
         Command::Wal(args) => wal_bench::run(args),
         Command::Node(args) => node_bench::run(args),
         Command::Load(args) => load_bench::run(args),
+        Command::Compare(args) => compare::run(args),
     }
 }
