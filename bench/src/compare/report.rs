@@ -545,7 +545,7 @@ pub(crate) mod tests {
             assert!(rows.count() >= 1, "{m}");
         }
         assert!(md.contains("| redis-aof-always | yes | not run: redis-server not found |"));
-        assert!(md.contains("| nats-js-default | **no** | 90,000 | 10.00 ms | 20.0 ms | 40.0 ms | 0 / 0 | 1.67× | 0.50× |"));
+        assert!(md.contains("| nats-js-default | **no** | 90,000 | 10.0 ms | 20.0 ms | 40.0 ms | 0 / 0 | 1.67× | 0.50× |"));
         assert!(md.contains("| spine | yes | 150,000 |"));
         assert!(md.contains(
             "At least 1.5× the fastest durable peer (rabbitmq-quorum): yes (ratio 10.00×)"
