@@ -615,7 +615,7 @@ mod tests {
         std::fs::write(&tool, "").expect("write");
         assert_eq!(locate(Some(&tool), &[], "sh"), Some(tool.clone()));
         assert_eq!(locate(Some(&dir.path().join("nope")), &[], "sh"), None);
-        assert_eq!(locate(None, &[tool.clone()], "no-such-tool"), Some(tool));
+        assert_eq!(locate(None, std::slice::from_ref(&tool), "no-such-tool"), Some(tool));
         assert_eq!(locate(None, &[], "no-such-tool-anywhere-xyz"), None);
     }
 
