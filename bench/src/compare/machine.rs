@@ -24,6 +24,10 @@ pub(crate) struct Machine {
     pub(crate) kernel: String,
     /// Filesystem type and device of the data directory, e.g. `ext4 /dev/vda1`.
     pub(crate) data_filesystem: String,
+    /// `/proc/loadavg`'s 1, 5 and 15 minute figures when the run started
+    /// and when it ended: other work on a shared machine shows here.
+    pub(crate) load_average_start: String,
+    pub(crate) load_average_end: String,
 }
 
 /// The raw `write(1 KiB)` + `fdatasync` loop.
@@ -49,8 +53,17 @@ impl Machine {
                 .map(|s| s.trim().to_owned())
                 .unwrap_or_default(),
             data_filesystem: filesystem_of(&mounts, &dir.display().to_string()),
+            load_average_start: load_average(),
+            load_average_end: String::new(),
         }
     }
+}
+
+/// The 1, 5 and 15 minute load averages, e.g. `4.26 4.30 4.10`.
+pub(crate) fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 fn cpu_model(cpuinfo: &str) -> String {

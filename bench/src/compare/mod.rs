@@ -510,6 +510,10 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         peers.push(row);
     }
     let _ = std::fs::remove_dir(&work);
+    let machine = Machine {
+        load_average_end: machine::load_average(),
+        ..machine
+    };
     let verdict = report::compare(&mut peers);
     let command = args
         .command_line
@@ -615,7 +619,10 @@ mod tests {
         std::fs::write(&tool, "").expect("write");
         assert_eq!(locate(Some(&tool), &[], "sh"), Some(tool.clone()));
         assert_eq!(locate(Some(&dir.path().join("nope")), &[], "sh"), None);
-        assert_eq!(locate(None, std::slice::from_ref(&tool), "no-such-tool"), Some(tool));
+        assert_eq!(
+            locate(None, std::slice::from_ref(&tool), "no-such-tool"),
+            Some(tool)
+        );
         assert_eq!(locate(None, &[], "no-such-tool-anywhere-xyz"), None);
     }
 

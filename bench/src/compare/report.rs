@@ -241,8 +241,14 @@ pub(crate) fn markdown(report: &Report) -> String {
     let m = &report.machine;
     let _ = writeln!(
         s,
-        "Machine: {} cores ({}), {:.1} GiB memory, Linux {}, data on {}.",
-        m.cores, m.cpu_model, m.memory_gib, m.kernel, m.data_filesystem
+        "Machine: {} cores ({}), {:.1} GiB memory, Linux {}, data on {}; load average {} at the start, {} at the end.",
+        m.cores,
+        m.cpu_model,
+        m.memory_gib,
+        m.kernel,
+        m.data_filesystem,
+        m.load_average_start,
+        m.load_average_end
     );
     if let Some(b) = &report.fdatasync_baseline {
         let _ = writeln!(
@@ -477,6 +483,8 @@ pub(crate) mod tests {
                 memory_gib: 24.0,
                 kernel: "6.18".into(),
                 data_filesystem: "ext4 /dev/vda".into(),
+                load_average_start: "0.10 0.20 0.30".into(),
+                load_average_end: "1.00 0.50 0.40".into(),
             },
             fdatasync_baseline: None,
             workload: Workload {
