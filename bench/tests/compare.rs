@@ -101,7 +101,8 @@ fn spine_alone_is_measured_verified_and_reported() {
         assert!(text.contains("data-series=\"spine"), "{svg}");
     }
     assert!(!out.join("work").exists(), "data directories removed");
-    assert!(out.join("logs/spine-server.log").is_file());
+    assert!(out.join("logs/spine-max-server.log").is_file());
+    assert!(out.join("logs/spine-rate-200-server.log").is_file());
 }
 
 #[test]

@@ -2,11 +2,12 @@
 //! (NATS JetStream, RabbitMQ quorum queues, Redis Streams), on the same
 //! durable workload, on this machine, in one run.
 //!
-//! For each mode in `--peers` it starts the server on 127.0.0.1 in a fresh
-//! directory under `--out`, waits until it listens, runs a max-rate run and
-//! fixed-rate runs at each `--rates` offered load (those over twice the
-//! mode's max rate are skipped), stops the server by the pid it started,
-//! and removes its data. A mode whose binary is missing or whose server
+//! For each mode in `--peers` it runs a max-rate run and fixed-rate runs
+//! at each `--rates` offered load (those over twice the mode's max rate are
+//! skipped). Every run gets a fresh server: started on 127.0.0.1 in a new
+//! directory under `--out`, waited for until it listens, stopped by the
+//! pid it started, its data removed; so no run inherits another's backlog,
+//! stored data or background work (compaction, snapshots). A mode whose binary is missing or whose server
 //! fails to start or set up is a "not run: <why>" row, never an error.
 //! Then it writes `report.json`, `report.md`, `throughput.svg` and
 //! `latency.svg`, with the machine's description and its raw `fdatasync`
@@ -359,6 +360,53 @@ async fn run_once(
     Ok(run_result(output, rate))
 }
 
+/// How one run on a fresh server failed.
+enum RunFailure {
+    /// The server did not start or could not be set up.
+    Start(String),
+    /// It started, but the run itself failed.
+    Run(String),
+}
+
+/// One run on a fresh server: a new directory `work/<mode>/<label>`,
+/// start, run, stop by pid, keep its log as `logs/<mode>-<label>-*.log`,
+/// remove the directory. Every run starts from an empty server, so no run
+/// inherits another's backlog, stored data or background work.
+async fn run_fresh(
+    args: &CompareArgs,
+    mode: Mode,
+    bins: &[PathBuf],
+    work: &Path,
+    logs: &Path,
+    rate: Option<f64>,
+) -> Result<(RunResult, String), RunFailure> {
+    let label = rate.map_or_else(|| "max".to_owned(), |r| format!("rate-{r}"));
+    let dir = work.join(mode.name()).join(&label);
+    let dir = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::canonicalize(&dir))
+        .map_err(|e| RunFailure::Start(format!("creating {}: {e}", dir.display())))?;
+    let outcome = match start(mode, bins, &dir).await {
+        Err(e) => Err(RunFailure::Start(format!("failed to start: {e:#}"))),
+        Ok(mut started) => {
+            eprintln!(
+                "compare: {mode}: {label}: started pid(s) {:?}, {} s",
+                started.pids(),
+                args.seconds
+            );
+            let run = run_once(args, &started, rate, 0).await;
+            let stopped = started.stop();
+            match run {
+                Ok(r) => Ok((r, stopped)),
+                Err(e) => Err(RunFailure::Run(format!("{label} run failed: {e:#}"))),
+            }
+        }
+    };
+    keep_logs(&dir, logs, &format!("{mode}-{label}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir(work.join(mode.name()));
+    outcome
+}
+
 /// Runs every run of one mode; never fails (a failure is its row's status).
 async fn run_mode(args: &CompareArgs, mode: Mode, work: &Path, logs: &Path) -> PeerResult {
     let bins = match binaries(args, mode) {
@@ -366,75 +414,56 @@ async fn run_mode(args: &CompareArgs, mode: Mode, work: &Path, logs: &Path) -> P
         Err(why) => return PeerResult::not_run(mode, None, why),
     };
     let version = version(mode, &bins);
-    let dir = work.join(mode.name());
-    let dir = match std::fs::create_dir_all(&dir).and_then(|()| std::fs::canonicalize(&dir)) {
-        Ok(d) => d,
-        Err(e) => {
-            return PeerResult::not_run(mode, version, format!("creating {}: {e}", dir.display()))
-        }
-    };
     eprintln!(
-        "compare: {mode}: starting ({})",
-        version.as_deref().unwrap_or("?")
+        "compare: {mode}: {}",
+        version.as_deref().unwrap_or("version unknown")
     );
-    let mut result = match start(mode, &bins, &dir).await {
-        Err(e) => PeerResult::not_run(mode, version, format!("failed to start: {e:#}")),
-        Ok(mut started) => {
-            let mut result = PeerResult {
-                status: Status::Ran,
-                ..PeerResult::not_run(mode, version, String::new())
-            };
-            eprintln!("compare: {mode}: started, pid(s) {:?}", started.pids());
-            let mut tag = 0u8;
-            eprintln!("compare: {mode}: max rate for {} s", args.seconds);
-            match run_once(args, &started, None, tag).await {
-                Ok(r) => result.max_rate = Some(r),
-                Err(e) => {
-                    result.status = Status::NotRun {
-                        reason: format!("max-rate run failed: {e:#}"),
-                    }
-                }
-            }
-            let max = result
-                .max_rate
-                .as_ref()
-                .map_or(0.0, |r| r.throughput_msgs_per_s);
-            if !args.max_only && result.max_rate.is_some() {
-                for &rate in &args.rates {
-                    if rate > 2.0 * max {
-                        result.skipped_rates.push(rate);
-                        continue;
-                    }
-                    tag = tag.wrapping_add(1);
-                    eprintln!("compare: {mode}: {rate} msgs/s for {} s", args.seconds);
-                    match run_once(args, &started, Some(rate), tag).await {
-                        Ok(r) => result.fixed_rate.push(r),
-                        Err(e) => eprintln!("compare: {mode}: run at {rate}/s failed: {e:#}"),
-                    }
-                }
-            }
-            result.stopped = Some(started.stop());
-            result
-        }
+    let mut result = PeerResult {
+        status: Status::Ran,
+        ..PeerResult::not_run(mode, version.clone(), String::new())
     };
-    keep_logs(&dir, logs, mode);
-    if let Err(e) = std::fs::remove_dir_all(&dir) {
-        result.stopped = Some(format!(
-            "{}; removing {}: {e}",
-            result.stopped.unwrap_or_default(),
-            dir.display()
-        ));
+    match run_fresh(args, mode, &bins, work, logs, None).await {
+        Ok((r, stopped)) => {
+            result.max_rate = Some(r);
+            result.stopped.push(stopped);
+        }
+        Err(RunFailure::Start(why) | RunFailure::Run(why)) => {
+            return PeerResult::not_run(mode, version, why);
+        }
+    }
+    let max = result
+        .max_rate
+        .as_ref()
+        .map_or(0.0, |r| r.throughput_msgs_per_s);
+    if args.max_only {
+        return result;
+    }
+    for &rate in &args.rates {
+        if rate > 2.0 * max {
+            result.skipped_rates.push(rate);
+            continue;
+        }
+        match run_fresh(args, mode, &bins, work, logs, Some(rate)).await {
+            Ok((r, stopped)) => {
+                result.fixed_rate.push(r);
+                result.stopped.push(stopped);
+            }
+            Err(RunFailure::Start(why) | RunFailure::Run(why)) => {
+                eprintln!("compare: {mode}: at {rate}/s: {why}");
+                result.failed_runs.push(format!("at {rate}/s: {why}"));
+            }
+        }
     }
     result
 }
 
-/// Copies the server logs of a mode's directory into `logs`.
-fn keep_logs(dir: &Path, logs: &Path, mode: Mode) {
+/// Copies the server logs of a run's directory into `logs`.
+fn keep_logs(dir: &Path, logs: &Path, prefix: &str) {
     let _ = std::fs::create_dir_all(logs);
     for name in ["server.log", "epmd.log"] {
         let from = dir.join(name);
         if from.is_file() {
-            let _ = std::fs::copy(&from, logs.join(format!("{mode}-{name}")));
+            let _ = std::fs::copy(&from, logs.join(format!("{prefix}-{name}")));
         }
     }
 }
@@ -668,7 +697,7 @@ mod tests {
             }
             Status::Ran => panic!("ran"),
         }
-        assert!(logs.join("redis-aof-always-server.log").is_file());
+        assert!(logs.join("redis-aof-always-max-server.log").is_file());
         assert!(
             !dir.path().join("work/redis-aof-always").exists(),
             "data removed"

@@ -69,7 +69,10 @@ pub(crate) struct PeerResult {
     pub(crate) skipped_rates: Vec<f64>,
     /// Spine's ratio to this peer (absent on Spine's own row).
     pub(crate) spine_ratio: Option<Ratio>,
-    pub(crate) stopped: Option<String>,
+    /// How each run's server stopped, in run order.
+    pub(crate) stopped: Vec<String>,
+    /// Fixed-rate runs that failed, and why.
+    pub(crate) failed_runs: Vec<String>,
 }
 
 impl PeerResult {
@@ -85,7 +88,8 @@ impl PeerResult {
             fixed_rate: Vec::new(),
             skipped_rates: Vec::new(),
             spine_ratio: None,
-            stopped: None,
+            stopped: Vec::new(),
+            failed_runs: Vec::new(),
         }
     }
 }
@@ -400,6 +404,9 @@ fn fixed_rate_table(s: &mut String, report: &Report) {
 fn errors_section(s: &mut String, report: &Report) {
     let mut lines = Vec::new();
     for p in &report.peers {
+        for f in &p.failed_runs {
+            lines.push(format!("- `{}` {}", p.mode, f.replace('\n', " ")));
+        }
         let runs = p.max_rate.iter().chain(p.fixed_rate.iter());
         for r in runs {
             if r.send_errors + r.consumer_errors > 0 {
