@@ -85,8 +85,9 @@ pub struct CompareArgs {
     /// Only the max-rate run (no fixed-rate runs, no charts' points)
     #[arg(long)]
     pub(crate) max_only: bool,
-    /// Most seconds consumers get to drain after each run
-    #[arg(long, default_value_t = 30.0)]
+    /// Most seconds consumers get to drain after each run (what is still
+    /// unreceived then counts as lost)
+    #[arg(long, default_value_t = 120.0)]
     pub(crate) drain_seconds: f64,
     /// Seconds of the raw write + fdatasync baseline (0: skip)
     #[arg(long, default_value_t = 2.0)]
@@ -560,6 +561,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             window: args.window,
             consumers: args.consumers,
             seconds: args.seconds,
+            drain_seconds: args.drain_seconds,
             rates: if args.max_only {
                 Vec::new()
             } else {

@@ -102,6 +102,7 @@ pub(crate) struct Workload {
     pub(crate) window: usize,
     pub(crate) consumers: usize,
     pub(crate) seconds: f64,
+    pub(crate) drain_seconds: f64,
     pub(crate) rates: Vec<f64>,
 }
 
@@ -265,8 +266,8 @@ pub(crate) fn markdown(report: &Report) -> String {
     }
     let _ = writeln!(
         s,
-        "\nWorkload, the same for every row: {} B messages, {} producers each keeping up to {} publishes in flight, {} consumers that receive and acknowledge, {} s per run. Latency is publish-to-acknowledgement (HdrHistogram); in fixed-rate runs it counts from each message's scheduled send time (coordinated omission). `lost` = acknowledged but never received by a consumer.\n",
-        w.size, w.producers, w.window, w.consumers, w.seconds
+        "\nWorkload, the same for every row: {} B messages, {} producers each keeping up to {} publishes in flight, {} consumers that receive and acknowledge, {} s per run. Latency is publish-to-acknowledgement (HdrHistogram); in fixed-rate runs it counts from each message's scheduled send time (coordinated omission). `lost` = acknowledged but not received by a consumer within {} s of the run's end (the drain).\n",
+        w.size, w.producers, w.window, w.consumers, w.seconds, w.drain_seconds
     );
     let _ = writeln!(s, "## Max rate\n");
     let _ = writeln!(
@@ -500,6 +501,7 @@ pub(crate) mod tests {
                 window: 256,
                 consumers: 2,
                 seconds: 10.0,
+                drain_seconds: 120.0,
                 rates: vec![1000.0, 5000.0],
             },
             peers,
