@@ -1,9 +1,11 @@
 //! NATS JetStream as a peer: `nats-server` on 127.0.0.1 with a file-store
 //! JetStream in a fresh directory, driven through `async-nats`.
 //!
-//! The stream `BENCH` (subject `bench`, file storage, one replica,
-//! work-queue retention: a message is removed once a consumer acknowledges
-//! it, as a queue would) and one durable pull consumer `bench` shared by
+//! The stream `BENCH` (subject `bench`, file storage, one replica; by
+//! default work-queue retention: a message is removed once a consumer
+//! acknowledges it, as a queue would, so with `sync_interval: always` every
+//! consumer ack is a synced write too, as in Spine, RabbitMQ and Redis;
+//! `--nats-retention limits` keeps acknowledged messages instead) and one durable pull consumer `bench` shared by
 //! every consumer connection (explicit acks). A publish is acknowledged by
 //! JetStream's PubAck; with the default `sync_interval` (2 minutes) the
 //! message is then in the page cache, not on disk; with
@@ -31,6 +33,30 @@ use super::workload::{BoxFuture, Inbox, Peer, Publish};
 const STREAM: &str = "BENCH";
 const SUBJECT: &str = "bench";
 const CONSUMER: &str = "bench";
+
+/// The stream's retention policy (`--nats-retention`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Retention {
+    /// An acknowledged message is deleted (a queue).
+    WorkQueue,
+    /// Messages stay after acknowledgement (a log); acks only move the
+    /// consumer's position.
+    Limits,
+}
+
+impl Retention {
+    /// What the report says about it.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Retention::WorkQueue => {
+                "stream retention work-queue: a consumer ack deletes the message (a synced write under sync_interval: always)"
+            }
+            Retention::Limits => {
+                "stream retention limits: acknowledged messages are kept, an ack only moves the consumer"
+            }
+        }
+    }
+}
 
 /// The JetStream configuration block for one mode.
 pub(crate) fn config_text(port: u16, store_dir: &Path, sync_always: bool) -> String {
@@ -76,7 +102,7 @@ pub(crate) struct Nats {
 
 impl Nats {
     /// Creates the stream and the durable consumer.
-    pub(crate) async fn setup(addr: SocketAddr) -> anyhow::Result<Nats> {
+    pub(crate) async fn setup(addr: SocketAddr, retention: Retention) -> anyhow::Result<Nats> {
         let url = format!("nats://{addr}");
         let client = async_nats::connect(&url).await.context("connecting")?;
         let js = jetstream::new(client);
@@ -84,7 +110,10 @@ impl Nats {
             name: STREAM.to_owned(),
             subjects: vec![SUBJECT.to_owned()],
             storage: stream::StorageType::File,
-            retention: stream::RetentionPolicy::WorkQueue,
+            retention: match retention {
+                Retention::WorkQueue => stream::RetentionPolicy::WorkQueue,
+                Retention::Limits => stream::RetentionPolicy::Limits,
+            },
             num_replicas: 1,
             ..Default::default()
         })

@@ -60,6 +60,10 @@ pub struct CompareArgs {
     /// Seconds of the raw write + fdatasync baseline (0: skip)
     #[arg(long, default_value_t = 2.0)]
     pub(crate) baseline_seconds: f64,
+    /// NATS stream retention: work-queue (an ack deletes the message: a
+    /// queue, like the other peers) or limits (messages kept after the ack)
+    #[arg(long, value_enum, default_value = "work-queue")]
+    pub(crate) nats_retention: nats::Retention,
     /// The spine binary
     #[arg(long, env = "SPINE_BIN", default_value = "target/release/spine")]
     pub(crate) spine: PathBuf,
@@ -244,6 +248,10 @@ pub(crate) mod tests {
         );
         assert_eq!(a.seconds, 10.0);
         assert_eq!(a.rates, vec![1000.0, 5000.0, 10000.0, 20000.0, 50000.0]);
+        assert_eq!(a.nats_retention, nats::Retention::WorkQueue);
+        let l = parse(&["--nats-retention", "limits"]).expect("limits");
+        assert_eq!(l.nats_retention, nats::Retention::Limits);
+        assert!(parse(&["--nats-retention", "interest"]).is_err());
     }
 
     #[test]

@@ -59,7 +59,12 @@ fn version(mode: Mode, bins: &[PathBuf]) -> Option<String> {
     }
 }
 
-async fn start(mode: Mode, bins: &[PathBuf], dir: &Path) -> anyhow::Result<Started> {
+async fn start(
+    args: &CompareArgs,
+    mode: Mode,
+    bins: &[PathBuf],
+    dir: &Path,
+) -> anyhow::Result<Started> {
     let bin = |i: usize| {
         bins.get(i)
             .ok_or_else(|| anyhow::anyhow!("no binary {i} for {mode}"))
@@ -67,7 +72,7 @@ async fn start(mode: Mode, bins: &[PathBuf], dir: &Path) -> anyhow::Result<Start
     Ok(match mode {
         Mode::NatsDefault | Mode::NatsSyncAlways => {
             let (server, addr) = nats::start(bin(0)?, dir, mode == Mode::NatsSyncAlways).await?;
-            let driver = nats::Nats::setup(addr).await;
+            let driver = nats::Nats::setup(addr, args.nats_retention).await;
             Started::Nats(server, driver?)
         }
         Mode::RedisAofAlways => {
@@ -159,7 +164,7 @@ async fn run_fresh(
     let dir = std::fs::create_dir_all(&dir)
         .and_then(|()| std::fs::canonicalize(&dir))
         .map_err(|e| RunFailure::Start(format!("creating {}: {e}", dir.display())))?;
-    let outcome = match start(mode, bins, &dir).await {
+    let outcome = match start(args, mode, bins, &dir).await {
         Err(e) => Err(RunFailure::Start(format!("failed to start: {e:#}"))),
         Ok(mut started) => {
             eprintln!(
@@ -201,6 +206,9 @@ pub(crate) async fn run_mode(
         status: Status::Ran,
         ..PeerResult::not_run(mode, version.clone(), String::new())
     };
+    if matches!(mode, Mode::NatsDefault | Mode::NatsSyncAlways) {
+        result.ack_means = format!("{}; {}", result.ack_means, args.nats_retention.describe());
+    }
     match run_fresh(args, mode, &bins, work, logs, None).await {
         Ok((r, stopped)) => {
             result.max_rate = Some(r);
