@@ -57,7 +57,8 @@ pub struct CompareArgs {
     /// unreceived then counts as lost)
     #[arg(long, default_value_t = 120.0)]
     pub(crate) drain_seconds: f64,
-    /// Seconds of the raw write + fdatasync baseline (0: skip)
+    /// Seconds of the raw write + fdatasync baseline at the start (0: skip;
+    /// otherwise each mode also gets up to 1 s of it just before its runs)
     #[arg(long, default_value_t = 2.0)]
     pub(crate) baseline_seconds: f64,
     /// NATS stream retention: work-queue (an ack deletes the message: a

@@ -69,6 +69,11 @@ pub(crate) struct PeerResult {
     pub(crate) skipped_rates: Vec<f64>,
     /// Spine's ratio to this peer (absent on Spine's own row).
     pub(crate) spine_ratio: Option<Ratio>,
+    /// The raw 1 KiB write + `fdatasync` rate measured just before this
+    /// mode's max-rate run, on the same filesystem: this machine's disk
+    /// varies several-fold between minutes, and every durable row stands
+    /// on it.
+    pub(crate) disk_syncs_per_s: Option<f64>,
     /// How each run's server stopped, in run order.
     pub(crate) stopped: Vec<String>,
     /// Fixed-rate runs that failed, and why.
@@ -88,6 +93,7 @@ impl PeerResult {
             fixed_rate: Vec::new(),
             skipped_rates: Vec::new(),
             spine_ratio: None,
+            disk_syncs_per_s: None,
             stopped: Vec::new(),
             failed_runs: Vec::new(),
         }
@@ -272,16 +278,16 @@ pub(crate) fn markdown(report: &Report) -> String {
     let _ = writeln!(s, "## Max rate\n");
     let _ = writeln!(
         s,
-        "| mode | ack means durable | msgs/s | p50 | p99 | p999 | lost / dup | Spine's throughput ratio | Spine's p99 ratio |"
+        "| mode | ack means durable | msgs/s | p50 | p99 | p999 | lost / dup | Spine's throughput ratio | Spine's p99 ratio | disk fdatasyncs/s just before |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
     for p in &report.peers {
         let durable = if p.durable_ack { "yes" } else { "**no**" };
         match (&p.status, &p.max_rate) {
             (Status::NotRun { reason }, _) => {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | not run: {} | | | | | | |",
+                    "| {} | {} | not run: {} | | | | | | | |",
                     p.mode,
                     durable,
                     super::process::truncate(&reason.replace('|', "/").replace('\n', " "), 400)
@@ -290,7 +296,7 @@ pub(crate) fn markdown(report: &Report) -> String {
             (Status::Ran, None) => {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | no max-rate run | | | | | | |",
+                    "| {} | {} | no max-rate run | | | | | | | |",
                     p.mode, durable
                 );
             }
@@ -302,7 +308,7 @@ pub(crate) fn markdown(report: &Report) -> String {
                 };
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} | {} | {} / {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} |",
                     p.mode,
                     durable,
                     thousands(r.throughput_msgs_per_s),
@@ -312,7 +318,9 @@ pub(crate) fn markdown(report: &Report) -> String {
                     r.lost,
                     r.duplicates,
                     tr,
-                    pr
+                    pr,
+                    p.disk_syncs_per_s
+                        .map_or_else(|| "n/a".to_owned(), thousands)
                 );
             }
         }
@@ -462,6 +470,7 @@ pub(crate) mod tests {
 
     pub(crate) fn ran(mode: Mode, throughput: f64, p99: u64) -> PeerResult {
         PeerResult {
+            disk_syncs_per_s: (mode == Mode::Spine).then_some(5_500.0),
             status: Status::Ran,
             max_rate: Some(run(throughput, p99, None)),
             fixed_rate: vec![
@@ -562,8 +571,11 @@ pub(crate) mod tests {
             assert!(rows.count() >= 1, "{m}");
         }
         assert!(md.contains("| redis-aof-always | yes | not run: redis-server not found |"));
-        assert!(md.contains("| nats-js-default | **no** | 90,000 | 10.0 ms | 20.0 ms | 40.0 ms | 0 / 0 | 1.67× | 0.50× |"));
+        assert!(md.contains("| nats-js-default | **no** | 90,000 | 10.0 ms | 20.0 ms | 40.0 ms | 0 / 0 | 1.67× | 0.50× | n/a |"));
         assert!(md.contains("| spine | yes | 150,000 |"));
+        assert!(md
+            .lines()
+            .any(|l| l.starts_with("| spine | yes | 150,000 |") && l.ends_with("| 5,500 |")));
         assert!(md.contains(
             "At least 1.5× the fastest durable peer (rabbitmq-quorum): yes (ratio 10.00×)"
         ));

@@ -17,7 +17,7 @@ use super::mode::Mode;
 use super::options::{binaries, CompareArgs};
 use super::process::Server;
 use super::report::{PeerResult, RunResult, Status};
-use super::{nats, rabbit, redis, spine, workload};
+use super::{machine, nats, rabbit, redis, spine, workload};
 use crate::load_bench::{self, Output};
 
 /// A started peer: its processes and its driver.
@@ -208,6 +208,14 @@ pub(crate) async fn run_mode(
     };
     if matches!(mode, Mode::NatsDefault | Mode::NatsSyncAlways) {
         result.ack_means = format!("{}; {}", result.ack_means, args.nats_retention.describe());
+    }
+    if args.baseline_seconds > 0.0 {
+        let _ = std::fs::create_dir_all(work);
+        let seconds = args.baseline_seconds.min(1.0);
+        match machine::fdatasync_baseline(work, Duration::from_secs_f64(seconds)) {
+            Ok(b) => result.disk_syncs_per_s = Some(b.syncs_per_s),
+            Err(e) => eprintln!("compare: {mode}: disk baseline: {e:#}"),
+        }
     }
     match run_fresh(args, mode, &bins, work, logs, None).await {
         Ok((r, stopped)) => {
