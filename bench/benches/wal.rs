@@ -4,6 +4,10 @@
 //!   decoding (both checksums verified) of one record.
 //! - `recovery/scan_4mib_segment`: the recovery scan of a 4 MiB segment of
 //!   1 KiB records, in memory.
+//! - `append_mem/batch64_1k`: the log's own cost of appending (framing,
+//!   checksums, segment rotation) without a disk: `Wal::append_batch` of
+//!   64 records of 1 KiB on `MemStorage`, oldest sealed segments removed
+//!   as it goes so memory stays bounded.
 //! - `append_1k_x256/*`: 256 concurrent 1 KiB appends through the
 //!   group-commit `WalWriter` on `FileStorage`, until all are durable, beside
 //!   the raw baseline: the same bytes (headers included) in one `write` and
@@ -30,7 +34,9 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use spine_actors::wal::{FileStorage, WalHandle, WalWriter, WriterConfig};
 use spine_core::wal::record::decode;
 use spine_core::wal::recovery::scan_segment;
-use spine_core::wal::{RecordHeader, SegmentHeader, Wal, WalConfig, RECORD_HEADER_LEN};
+use spine_core::wal::{
+    MemStorage, PendingRecord, RecordHeader, SegmentHeader, Wal, WalConfig, RECORD_HEADER_LEN,
+};
 use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
 
@@ -99,6 +105,34 @@ fn recovery(c: &mut Criterion) {
 }
 
 /// Appends `IN_FLIGHT` records concurrently and waits until all are durable.
+fn append_mem(c: &mut Criterion) {
+    const BATCH: usize = 64;
+    let config = WalConfig {
+        segment_bytes: 4 << 20,
+        ..WalConfig::default()
+    };
+    let (mut wal, _) = Wal::open(MemStorage::new(), config, |_| Ok(())).expect("in-memory log");
+    let batch: Vec<PendingRecord> = (0..BATCH as u64)
+        .map(|seq| PendingRecord {
+            kind: 1,
+            head: Bytes::new(),
+            body: Bytes::from(payload(seq)),
+        })
+        .collect();
+    let mut group = c.benchmark_group("append_mem");
+    group.throughput(Throughput::Bytes((BATCH * RECORD) as u64));
+    group.bench_function("batch64_1k", |b| {
+        b.iter(|| {
+            let appended = wal.append_batch(black_box(&batch)).expect("append");
+            while wal.segments().len() > 2 {
+                wal.remove_oldest_sealed().expect("remove sealed");
+            }
+            appended.len()
+        })
+    });
+    group.finish();
+}
+
 async fn append_round(handle: &WalHandle, body: &Bytes) {
     let mut set = JoinSet::new();
     for _ in 0..IN_FLIGHT {
@@ -199,6 +233,6 @@ criterion_group! {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = record, recovery, append
+    targets = record, recovery, append_mem, append
 }
 criterion_main!(benches);

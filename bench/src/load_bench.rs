@@ -316,7 +316,7 @@ fn config(
     }
 }
 
-async fn drive(
+pub(crate) async fn drive(
     args: &LoadArgs,
     endpoint: Endpoint,
     mailboxes: Vec<MailboxId>,

@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod compare;
 mod load_bench;
 mod mesh_http;
 mod mesh_load;
@@ -37,6 +38,8 @@ enum Command {
     Load(load_bench::LoadArgs),
     /// PDS-style synchronous request/response over the native protocol, beside PING round trips.
     Request(request_bench::RequestArgs),
+    /// Spine beside NATS JetStream, RabbitMQ and Redis on one durable workload (report.md, report.json, SVG charts).
+    Compare(compare::CompareArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,5 +49,6 @@ fn main() -> anyhow::Result<()> {
         Command::Node(args) => node_bench::run(args),
         Command::Load(args) => load_bench::run(args),
         Command::Request(args) => request_bench::run(args),
+        Command::Compare(args) => compare::run(args),
     }
 }

@@ -1,0 +1,319 @@
+//! Running one mode: every run on a fresh server (start in a new
+//! directory, drive, stop by pid, keep the log, remove the data), the
+//! max-rate run first, then the fixed-rate runs it makes sensible.
+//!
+//! Invariant: [`run_mode`] never fails; a missing binary, a server that does
+//! not start or set up, or a failed max-rate run makes the mode's row
+//! "not run: <why>"; a failed fixed-rate run is listed in `failed_runs`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use spine_client::Endpoint;
+use spine_core::ids::{MailboxId, WorkflowId};
+
+use super::mode::Mode;
+use super::options::{binaries, CompareArgs};
+use super::process::Server;
+use super::report::{PeerResult, RunResult, Status};
+use super::{machine, nats, rabbit, redis, spine, workload};
+use crate::load_bench::{self, Output};
+
+/// A started peer: its processes and its driver.
+enum Started {
+    Nats(Server, nats::Nats),
+    Rabbit(rabbit::Running, rabbit::Rabbit),
+    Redis(Server, redis::Redis),
+    Spine(Server, SocketAddr),
+}
+
+impl Started {
+    /// The pids this tool started (each also a process group id).
+    fn pids(&self) -> Vec<u32> {
+        match self {
+            Started::Nats(s, _) | Started::Redis(s, _) | Started::Spine(s, _) => {
+                s.pid().into_iter().collect()
+            }
+            Started::Rabbit(r, _) => r.broker.pid().into_iter().chain(r.epmd.pid()).collect(),
+        }
+    }
+
+    fn stop(&mut self) -> String {
+        match self {
+            Started::Nats(s, _) | Started::Redis(s, _) | Started::Spine(s, _) => {
+                s.stop(Duration::from_secs(30))
+            }
+            Started::Rabbit(r, _) => r.stop(),
+        }
+    }
+}
+
+fn version(mode: Mode, bins: &[PathBuf]) -> Option<String> {
+    let first = bins.first()?;
+    match mode {
+        Mode::NatsDefault | Mode::NatsSyncAlways => nats::version(first),
+        Mode::RedisAofAlways => redis::version(first),
+        Mode::RabbitQuorum => rabbit::version(),
+        Mode::Spine => spine::version(first),
+    }
+}
+
+async fn start(
+    args: &CompareArgs,
+    mode: Mode,
+    bins: &[PathBuf],
+    dir: &Path,
+) -> anyhow::Result<Started> {
+    let bin = |i: usize| {
+        bins.get(i)
+            .ok_or_else(|| anyhow::anyhow!("no binary {i} for {mode}"))
+    };
+    Ok(match mode {
+        Mode::NatsDefault | Mode::NatsSyncAlways => {
+            let (server, addr) = nats::start(bin(0)?, dir, mode == Mode::NatsSyncAlways).await?;
+            let driver = nats::Nats::setup(addr, args.nats_retention).await;
+            Started::Nats(server, driver?)
+        }
+        Mode::RedisAofAlways => {
+            let (server, addr) = redis::start(bin(0)?, dir).await?;
+            Started::Redis(server, redis::Redis::setup(addr).await?)
+        }
+        Mode::RabbitQuorum => {
+            let (running, addr) = rabbit::start(bin(0)?, bin(1)?, dir).await?;
+            Started::Rabbit(running, rabbit::Rabbit::setup(addr).await?)
+        }
+        Mode::Spine => {
+            let (server, addr) = spine::start(bin(0)?, dir).await?;
+            Started::Spine(server, addr)
+        }
+    })
+}
+
+fn run_result(o: Output, offered: Option<f64>) -> RunResult {
+    RunResult {
+        offered_msgs_per_s: offered,
+        throughput_msgs_per_s: o.throughput_msgs_per_s,
+        latency_us: o.latency_us,
+        sent: o.sent,
+        acked: o.acked,
+        received: o.received,
+        lost: o.lost,
+        duplicates: o.duplicates,
+        send_errors: o.send_errors,
+        consumer_errors: o.consumer_errors,
+        drain_s: o.drain_s,
+        first_errors: o.first_errors,
+    }
+}
+
+/// One run against a started peer.
+async fn run_once(
+    args: &CompareArgs,
+    started: &Started,
+    rate: Option<f64>,
+    run: u8,
+) -> anyhow::Result<RunResult> {
+    let output = match started {
+        Started::Spine(_, addr) => {
+            let load = args.load_args(format!("native://{addr}"), rate);
+            let mailboxes: Vec<MailboxId> = spine::DEMO_MAILBOXES
+                .iter()
+                .take(args.consumers)
+                .map(|m| MailboxId::parse(m))
+                .collect::<Result<_, _>>()?;
+            let workflow = WorkflowId::parse(&load.workflow)?;
+            let endpoint = Endpoint::parse(&load.target)?;
+            load_bench::drive(&load, endpoint, mailboxes, args.consumers, workflow).await?
+        }
+        Started::Nats(_, peer) => {
+            workload::drive(peer, &args.load_args("nats".into(), rate), run).await?
+        }
+        Started::Redis(_, peer) => {
+            workload::drive(peer, &args.load_args("redis".into(), rate), run).await?
+        }
+        Started::Rabbit(_, peer) => {
+            workload::drive(peer, &args.load_args("amqp".into(), rate), run).await?
+        }
+    };
+    Ok(run_result(output, rate))
+}
+
+/// How one run on a fresh server failed.
+enum RunFailure {
+    /// The server did not start or could not be set up.
+    Start(String),
+    /// It started, but the run itself failed.
+    Run(String),
+}
+
+/// One run on a fresh server: a new directory `work/<mode>/<label>`,
+/// start, run, stop by pid, keep its log as `logs/<mode>-<label>-*.log`,
+/// remove the directory. Every run starts from an empty server, so no run
+/// inherits another's backlog, stored data or background work.
+async fn run_fresh(
+    args: &CompareArgs,
+    mode: Mode,
+    bins: &[PathBuf],
+    work: &Path,
+    logs: &Path,
+    rate: Option<f64>,
+) -> Result<(RunResult, String), RunFailure> {
+    let label = rate.map_or_else(|| "max".to_owned(), |r| format!("rate-{r}"));
+    let dir = work.join(mode.name()).join(&label);
+    let dir = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::canonicalize(&dir))
+        .map_err(|e| RunFailure::Start(format!("creating {}: {e}", dir.display())))?;
+    let outcome = match start(args, mode, bins, &dir).await {
+        Err(e) => Err(RunFailure::Start(format!("failed to start: {e:#}"))),
+        Ok(mut started) => {
+            eprintln!(
+                "compare: {mode}: {label}: started pid(s) {:?}, {} s",
+                started.pids(),
+                args.seconds
+            );
+            let run = run_once(args, &started, rate, 0).await;
+            let stopped = started.stop();
+            match run {
+                Ok(r) => Ok((r, stopped)),
+                Err(e) => Err(RunFailure::Run(format!("{label} run failed: {e:#}"))),
+            }
+        }
+    };
+    keep_logs(&dir, logs, &format!("{mode}-{label}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir(work.join(mode.name()));
+    outcome
+}
+
+/// Runs every run of one mode; never fails (a failure is its row's status).
+pub(crate) async fn run_mode(
+    args: &CompareArgs,
+    mode: Mode,
+    work: &Path,
+    logs: &Path,
+) -> PeerResult {
+    let bins = match binaries(args, mode) {
+        Ok(b) => b,
+        Err(why) => return PeerResult::not_run(mode, None, why),
+    };
+    let version = version(mode, &bins);
+    eprintln!(
+        "compare: {mode}: {}",
+        version.as_deref().unwrap_or("version unknown")
+    );
+    let mut result = PeerResult {
+        status: Status::Ran,
+        ..PeerResult::not_run(mode, version.clone(), String::new())
+    };
+    if matches!(mode, Mode::NatsDefault | Mode::NatsSyncAlways) {
+        result.ack_means = format!("{}; {}", result.ack_means, args.nats_retention.describe());
+    }
+    if args.baseline_seconds > 0.0 {
+        let _ = std::fs::create_dir_all(work);
+        let seconds = args.baseline_seconds.min(1.0);
+        match machine::fdatasync_baseline(work, Duration::from_secs_f64(seconds)) {
+            Ok(b) => result.disk_syncs_per_s = Some(b.syncs_per_s),
+            Err(e) => eprintln!("compare: {mode}: disk baseline: {e:#}"),
+        }
+    }
+    match run_fresh(args, mode, &bins, work, logs, None).await {
+        Ok((r, stopped)) => {
+            result.max_rate = Some(r);
+            result.stopped.push(stopped);
+        }
+        Err(RunFailure::Start(why) | RunFailure::Run(why)) => {
+            return PeerResult::not_run(mode, version, why);
+        }
+    }
+    let max = result
+        .max_rate
+        .as_ref()
+        .map_or(0.0, |r| r.throughput_msgs_per_s);
+    if args.max_only {
+        return result;
+    }
+    for &rate in &args.rates {
+        if rate > 2.0 * max {
+            result.skipped_rates.push(rate);
+            continue;
+        }
+        match run_fresh(args, mode, &bins, work, logs, Some(rate)).await {
+            Ok((r, stopped)) => {
+                result.fixed_rate.push(r);
+                result.stopped.push(stopped);
+            }
+            Err(RunFailure::Start(why) | RunFailure::Run(why)) => {
+                eprintln!("compare: {mode}: at {rate}/s: {why}");
+                result.failed_runs.push(format!("at {rate}/s: {why}"));
+            }
+        }
+    }
+    result
+}
+
+/// Copies the server logs of a run's directory into `logs`.
+fn keep_logs(dir: &Path, logs: &Path, prefix: &str) {
+    let _ = std::fs::create_dir_all(logs);
+    for name in ["server.log", "epmd.log"] {
+        let from = dir.join(name);
+        if from.is_file() {
+            let _ = std::fs::copy(&from, logs.join(format!("{prefix}-{name}")));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::options::tests::parse;
+    use super::*;
+
+    #[tokio::test]
+    async fn a_missing_peer_binary_is_a_not_run_row() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("missing");
+        let mut a = parse(&[
+            "--peers",
+            "redis-aof-always,spine,nats-js-default,rabbitmq-quorum",
+        ])
+        .expect("parse");
+        a.redis_server = Some(missing.clone());
+        a.nats_server = Some(missing.clone());
+        a.rabbitmq_server = Some(missing.clone());
+        a.spine = missing;
+        for mode in a.modes() {
+            let row = run_mode(&a, mode, &dir.path().join("work"), &dir.path().join("logs")).await;
+            match &row.status {
+                Status::NotRun { reason } => assert!(reason.contains("not found"), "{reason}"),
+                Status::Ran => panic!("{mode} ran without its binary"),
+            }
+            assert!(row.max_rate.is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_fails_to_start_is_a_not_run_row_with_its_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fake = dir.path().join("redis-server");
+        std::fs::write(&fake, "#!/bin/sh\necho cannot start: no disk\nexit 1\n").expect("write");
+        let mut perms = std::fs::metadata(&fake).expect("meta").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&fake, perms).expect("chmod");
+        let mut a = parse(&["--peers", "redis-aof-always"]).expect("parse");
+        a.redis_server = Some(fake);
+        let logs = dir.path().join("logs");
+        let row = run_mode(&a, Mode::RedisAofAlways, &dir.path().join("work"), &logs).await;
+        match &row.status {
+            Status::NotRun { reason } => {
+                assert!(reason.starts_with("failed to start"), "{reason}");
+                assert!(reason.contains("no disk"), "{reason}");
+            }
+            Status::Ran => panic!("ran"),
+        }
+        assert!(logs.join("redis-aof-always-max-server.log").is_file());
+        assert!(
+            !dir.path().join("work/redis-aof-always").exists(),
+            "data removed"
+        );
+    }
+}
