@@ -169,30 +169,8 @@ impl Response {
                 }
                 Ok(())
             }
-            Response::SendBatchOk(items) => {
-                check_range(
-                    "batch results",
-                    items.len() as u64,
-                    1,
-                    u64::from(limits.max_batch),
-                )?;
-                items.iter().try_for_each(|item| match item {
-                    Ok(_) => Ok(()),
-                    Err(e) => e.validate(),
-                })
-            }
-            Response::AckBatchOk(items) => {
-                check_range(
-                    "batch results",
-                    items.len() as u64,
-                    1,
-                    u64::from(limits.max_batch),
-                )?;
-                items.iter().try_for_each(|item| match item {
-                    Ok(()) => Ok(()),
-                    Err(e) => e.validate(),
-                })
-            }
+            Response::SendBatchOk(items) => check_batch_results_of(items, limits),
+            Response::AckBatchOk(items) => check_batch_results_of(items, limits),
             Response::InboxPage { messages, .. } => check_range(
                 "inbox page entries",
                 messages.len() as u64,
@@ -428,12 +406,7 @@ impl Response {
             }
             FrameKind::SendBatchOk => {
                 let b: SendBatchOkMeta = meta::decode(kind, m)?;
-                check_range(
-                    "batch results",
-                    b.items.len() as u64,
-                    1,
-                    u64::from(limits.max_batch),
-                )?;
+                check_batch_results(b.items.len(), limits)?;
                 let items = b
                     .items
                     .into_iter()
@@ -446,12 +419,7 @@ impl Response {
             }
             FrameKind::AckBatchOk => {
                 let b: AckBatchOkMeta = meta::decode(kind, m)?;
-                check_range(
-                    "batch results",
-                    b.errors.len() as u64,
-                    1,
-                    u64::from(limits.max_batch),
-                )?;
+                check_batch_results(b.errors.len(), limits)?;
                 let items = b
                     .errors
                     .into_iter()
@@ -590,4 +558,26 @@ impl Response {
         response.validate(limits)?;
         Ok(response)
     }
+}
+
+/// Checks a batch answer has 1..=max_batch results.
+fn check_batch_results(results: usize, limits: &Limits) -> Result<(), ProtocolError> {
+    check_range(
+        "batch results",
+        results as u64,
+        1,
+        u64::from(limits.max_batch),
+    )
+}
+
+/// Checks a batch answer's count and each refusal in it.
+fn check_batch_results_of<T>(
+    items: &[Result<T, WireError>],
+    limits: &Limits,
+) -> Result<(), ProtocolError> {
+    check_batch_results(items.len(), limits)?;
+    items.iter().try_for_each(|item| match item {
+        Ok(_) => Ok(()),
+        Err(e) => e.validate(),
+    })
 }
