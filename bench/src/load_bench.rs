@@ -208,6 +208,27 @@ pub(crate) struct Measured {
     pub(crate) acked: u64,
 }
 
+/// Waits for the producers and merges their latencies into the measured
+/// phase (at least `seconds` long).
+pub(crate) async fn measure<Id>(
+    producers: Vec<tokio::task::JoinHandle<anyhow::Result<Histogram<u64>>>>,
+    start: Instant,
+    seconds: f64,
+    tally: &Tally<Id>,
+) -> anyhow::Result<Measured> {
+    let mut hist = latency_histogram()?;
+    for t in producers {
+        if let Ok(Ok(h)) = t.await {
+            hist.add(&h)?;
+        }
+    }
+    Ok(Measured {
+        hist,
+        seconds: start.elapsed().as_secs_f64().max(seconds),
+        acked: tally.acked.load(Ordering::SeqCst),
+    })
+}
+
 enum Target {
     Native(Endpoint),
     Mesh(MeshTarget),
@@ -365,17 +386,7 @@ pub(crate) async fn drive(
             Arc::clone(&tally),
         )));
     }
-    let mut hist = latency_histogram()?;
-    for t in producer_tasks {
-        if let Ok(Ok(h)) = t.await {
-            hist.add(&h)?;
-        }
-    }
-    let measured = Measured {
-        hist,
-        seconds: start.elapsed().as_secs_f64().max(args.seconds),
-        acked: tally.acked.load(Ordering::SeqCst),
-    };
+    let measured = measure(producer_tasks, start, args.seconds, &tally).await?;
     Ok(finish(
         args,
         mailboxes.len(),

@@ -31,7 +31,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use hdrhistogram::Histogram;
 
-use crate::load_bench::{finish, LoadArgs, Measured, Output, Tally};
+use crate::load_bench::{finish, measure, LoadArgs, Output, Tally};
 use crate::report::latency_histogram;
 
 /// A boxed, sendable future.
@@ -158,17 +158,7 @@ pub(crate) async fn drive(peer: &dyn Peer, args: &LoadArgs, run: u8) -> anyhow::
             Arc::clone(&tally),
         )));
     }
-    let mut hist = latency_histogram()?;
-    for t in tasks {
-        if let Ok(Ok(h)) = t.await {
-            hist.add(&h)?;
-        }
-    }
-    let measured = Measured {
-        hist,
-        seconds: start.elapsed().as_secs_f64().max(args.seconds),
-        acked: tally.acked.load(Ordering::SeqCst),
-    };
+    let measured = measure(tasks, start, args.seconds, &tally).await?;
     Ok(finish(
         args,
         1,
