@@ -44,6 +44,7 @@ use tokio::sync::Semaphore;
 use crate::mesh_http::MeshTarget;
 use crate::mesh_load;
 use crate::report::{latency_histogram, Latency};
+use crate::service_mix::{ServiceMix, ServiceReport, MAX_REQUESTS_PER_SEND};
 
 /// `spine-bench load` options.
 #[derive(Debug, Args)]
@@ -119,6 +120,10 @@ pub struct LoadArgs {
     /// after a page that was not full
     #[arg(long, default_value_t = 100)]
     pub(crate) poll_ms: u64,
+    /// Native targets: PDS get requests each producer makes per message it
+    /// sends, in the same window (31: national proportions; 0: none)
+    #[arg(long, default_value_t = 0)]
+    pub(crate) requests_per_send: u32,
 }
 
 /// The JSON report, the same for every target.
@@ -147,6 +152,8 @@ pub(crate) struct Output {
     pub(crate) drain_s: f64,
     pub(crate) raw_tcp_msgs_per_s: Option<f64>,
     pub(crate) raw_tcp_mb_per_s: Option<f64>,
+    /// Service requests mixed in (`--requests-per-send`).
+    pub(crate) service: Option<ServiceReport>,
     pub(crate) first_errors: Vec<String>,
 }
 
@@ -246,6 +253,10 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
         "--size must be 1 to 16777216"
     );
     anyhow::ensure!(args.seconds > 0.0, "--seconds must be positive");
+    anyhow::ensure!(
+        args.requests_per_send <= MAX_REQUESTS_PER_SEND,
+        "--requests-per-send must be 0 to {MAX_REQUESTS_PER_SEND}"
+    );
     if let Some(rate) = args.rate {
         anyhow::ensure!(
             rate > 0.0 && rate.is_finite(),
@@ -277,6 +288,10 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
             anyhow::ensure!(
                 args.consumer_connections > 0,
                 "--consumer-connections must be at least 1"
+            );
+            anyhow::ensure!(
+                args.requests_per_send == 0,
+                "--requests-per-send needs a native target (service requests are not part of the MESH API)"
             );
             Target::Mesh(mesh)
         }
@@ -367,6 +382,10 @@ pub(crate) async fn drive(
         producer_clients.push(client);
     }
     let per_producer_rate = args.rate.map(|r| r / args.producers as f64);
+    let mix = match args.requests_per_send {
+        0 => None,
+        k => Some(Arc::new(ServiceMix::new(k, 1_000)?)),
+    };
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(args.seconds);
     let mut producer_tasks = Vec::new();
@@ -379,24 +398,33 @@ pub(crate) async fn drive(
             recipients,
             workflow.clone(),
             body.clone(),
-            args.window,
-            args.batch,
-            per_producer_rate,
-            deadline,
+            Pace {
+                window: args.window,
+                batch: args.batch,
+                rate: per_producer_rate,
+                deadline,
+            },
+            mix.clone(),
             Arc::clone(&tally),
         )));
     }
     let measured = measure(producer_tasks, start, args.seconds, &tally).await?;
-    Ok(finish(
-        args,
-        mailboxes.len(),
-        consumers,
-        &tally,
-        measured,
-        &consuming,
-        consumer_tasks,
-    )
-    .await)
+    let service = mix
+        .as_ref()
+        .map(|m| m.report(measured.seconds, measured.acked));
+    Ok(Output {
+        service,
+        ..finish(
+            args,
+            mailboxes.len(),
+            consumers,
+            &tally,
+            measured,
+            &consuming,
+            consumer_tasks,
+        )
+        .await
+    })
 }
 
 /// After the measured phase, for every target: lets consumers drain until
@@ -459,41 +487,84 @@ pub(crate) async fn finish<Id: Eq + Hash>(
         drain_s: drain_start.elapsed().as_secs_f64(),
         raw_tcp_msgs_per_s: None,
         raw_tcp_mb_per_s: None,
+        service: None,
         first_errors,
     }
 }
 
-/// One producer: up to `window` messages in flight until `deadline`, in
-/// `batch`-message `SEND_BATCH` frames when `batch > 1`; returns its
-/// latency histogram (one sample per message). Sends are futures polled
-/// by this one task (no task per send: the generator shares the machine
-/// with the node, so its own overhead is kept small).
-#[allow(clippy::too_many_arguments)]
+/// How a producer paces itself.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    /// Operations in flight (messages and mixed service requests).
+    window: usize,
+    /// Messages per frame.
+    batch: usize,
+    /// Messages per second, or as fast as the window allows.
+    rate: Option<f64>,
+    /// When issuing stops.
+    deadline: Instant,
+}
+
+/// A producer's operation that completed.
+enum Done {
+    /// `n` messages issued at the instant, with their outcomes.
+    Sent(
+        Instant,
+        u64,
+        Result<Vec<Result<SendOk, WireError>>, ClientError>,
+    ),
+    /// A mixed service request issued at the instant.
+    Requested(Instant, Result<Bytes, ClientError>),
+}
+
+/// One producer: up to `window` operations in flight until `deadline`,
+/// messages in `batch`-message `SEND_BATCH` frames when `batch > 1`, and
+/// with `mix` the service requests each send owes (see `service_mix`);
+/// returns its send latency histogram (one sample per message). Every
+/// operation is a future polled by this one task (no task per send: the
+/// generator shares the machine with the node, so its own overhead is kept
+/// small).
 async fn produce(
     client: Client,
     recipients: Vec<MailboxId>,
     workflow: WorkflowId,
     body: Bytes,
-    window: usize,
-    batch: usize,
-    rate: Option<f64>,
-    deadline: Instant,
+    pace: Pace,
+    mix: Option<Arc<ServiceMix>>,
     tally: Arc<Tally<MessageId>>,
 ) -> anyhow::Result<Histogram<u64>> {
-    type Sent = (
-        Instant,
-        u64,
-        Result<Vec<Result<SendOk, WireError>>, ClientError>,
-    );
+    let Pace {
+        window,
+        batch,
+        rate,
+        deadline,
+    } = pace;
     let mut hist = latency_histogram()?;
+    let mut request_hist = latency_histogram()?;
+    // Service requests owed by sends already issued, and when the last of
+    // those sends was issued (their latency counts from then).
+    let mut owed: u64 = 0;
+    let mut owed_since = Instant::now();
     let mut acked_ids = Vec::new();
     let start = Instant::now();
     let mut i: u64 = 0;
     let mut in_flight = 0usize;
-    let mut pending: FuturesUnordered<Pin<Box<dyn Future<Output = Sent> + Send>>> =
+    let mut pending: FuturesUnordered<Pin<Box<dyn Future<Output = Done> + Send>>> =
         FuturesUnordered::new();
     loop {
         let now = Instant::now();
+        if let Some(mix) = mix.as_ref().filter(|_| owed > 0) {
+            if now < deadline && in_flight < window {
+                let request = mix.request(&client);
+                let issued = owed_since;
+                pending.push(Box::pin(async move {
+                    Done::Requested(issued, request.await)
+                }));
+                owed -= 1;
+                in_flight += 1;
+                continue;
+            }
+        }
         // When the next batch is due (rate is per message).
         let due = match rate {
             Some(r) => start + Duration::from_secs_f64(i as f64 / r),
@@ -516,7 +587,7 @@ async fn produce(
                 let (header, body) = (header(0), body.clone());
                 pending.push(Box::pin(async move {
                     let r = client.send(header, body).await.map(|ok| vec![Ok(ok)]);
-                    (issued, n, r)
+                    Done::Sent(issued, n, r)
                 }));
             } else {
                 let items: Vec<BatchItem> = (0..n)
@@ -526,12 +597,16 @@ async fn produce(
                     })
                     .collect();
                 pending.push(Box::pin(async move {
-                    (issued, n, client.send_batch(items).await)
+                    Done::Sent(issued, n, client.send_batch(items).await)
                 }));
             }
             tally.sent.fetch_add(n, Ordering::Relaxed);
             in_flight += batch;
             i += n;
+            if let Some(mix) = &mix {
+                owed += n * u64::from(mix.per_send);
+                owed_since = issued;
+            }
             continue;
         }
         if !issuing && pending.is_empty() {
@@ -543,30 +618,39 @@ async fn produce(
             deadline.max(now + Duration::from_secs(3600))
         };
         tokio::select! {
-            Some((issued, n, result)) = pending.next(), if !pending.is_empty() => {
-                in_flight -= n as usize;
-                let us = (issued.elapsed().as_micros() as u64).max(1);
-                match result {
-                    Ok(results) => {
-                        for r in results {
-                            match r {
-                                Ok(ok) => {
-                                    let _ = hist.record(us);
-                                    acked_ids.push(ok.message_id);
-                                }
-                                Err(e) => {
-                                    tally.send_errors.fetch_add(1, Ordering::Relaxed);
-                                    tally.error(format!("send: {e}"));
+            Some(done) = pending.next(), if !pending.is_empty() => match done {
+                Done::Requested(issued, result) => {
+                    in_flight -= 1;
+                    let us = issued.elapsed().as_micros() as u64;
+                    if let Some(e) = mix.as_ref().and_then(|m| m.record(&mut request_hist, us, result)) {
+                        tally.error(e);
+                    }
+                }
+                Done::Sent(issued, n, result) => {
+                    in_flight -= n as usize;
+                    let us = (issued.elapsed().as_micros() as u64).max(1);
+                    match result {
+                        Ok(results) => {
+                            for r in results {
+                                match r {
+                                    Ok(ok) => {
+                                        let _ = hist.record(us);
+                                        acked_ids.push(ok.message_id);
+                                    }
+                                    Err(e) => {
+                                        tally.send_errors.fetch_add(1, Ordering::Relaxed);
+                                        tally.error(format!("send: {e}"));
+                                    }
                                 }
                             }
                         }
-                    }
-                    Err(e) => {
-                        tally.send_errors.fetch_add(n, Ordering::Relaxed);
-                        tally.error(format!("send: {e}"));
+                        Err(e) => {
+                            tally.send_errors.fetch_add(n, Ordering::Relaxed);
+                            tally.error(format!("send: {e}"));
+                        }
                     }
                 }
-            }
+            },
             _ = tokio::time::sleep_until(wake.into()) => {}
         }
     }
@@ -575,6 +659,9 @@ async fn produce(
         .fetch_add(acked_ids.len() as u64, Ordering::Relaxed);
     if let Ok(mut ids) = tally.acked_ids.lock() {
         ids.extend(acked_ids);
+    }
+    if let Some(mix) = &mix {
+        mix.merge(&request_hist);
     }
     Ok(hist)
 }

@@ -9,8 +9,10 @@ mod compare;
 mod load_bench;
 mod mesh_http;
 mod mesh_load;
+mod nats_reply;
 mod node_bench;
 mod report;
+mod service_mix;
 mod request_bench;
 mod wal_bench;
 
@@ -36,7 +38,7 @@ enum Command {
     Node(node_bench::NodeArgs),
     /// End-to-end load against a running node over TCP, TLS, QUIC or the MESH API, beside raw loopback TCP.
     Load(load_bench::LoadArgs),
-    /// PDS-style synchronous request/response over the native protocol, beside PING round trips.
+    /// PDS-style synchronous request/response over the native protocol, beside NATS request/reply and PING round trips.
     Request(request_bench::RequestArgs),
     /// Spine beside NATS JetStream, RabbitMQ and Redis on one durable workload (report.md, report.json, SVG charts).
     Compare(compare::CompareArgs),

@@ -17,9 +17,13 @@
 //! PDS request — Spine carries about 1.3 billion messages a month against
 //! MESH's 40 million files, about 32 to 1 (`mesh-notes.md` §5.4).
 //!
-//! The NATS request/reply comparison the issue asks for is measured by the
-//! compare tool on another branch (async-nats); this mode produces the
-//! Spine side in the same JSON shape.
+//! Beside them, in the same run and with the same clients, window and
+//! patients, NATS request/reply: a core `nats-server` on loopback with
+//! responders answering `pds.get` from the same reference PDS state
+//! (`nats_reply`; what is and is not alike is said there). It runs right
+//! after Spine's PDS phase so both see the same machine; `--no-nats` skips
+//! it, and a missing `nats-server` is reported as "not run" with the
+//! reason, not as a failure.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,9 +38,10 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use spine_client::{Client, ClientConfig, Endpoint, RequestOptions};
 use spine_core::ids::MailboxId;
-use spine_core::services::pds::synthetic_numbers;
 
+use crate::nats_reply::{self, NatsReply};
 use crate::report::{latency_histogram, Latency};
+use crate::service_mix::{pds_get_bodies, INTERACTION};
 
 /// `spine-bench request` options.
 #[derive(Debug, Args)]
@@ -74,6 +79,16 @@ pub struct RequestArgs {
     /// Write the JSON result here too
     #[arg(long)]
     json: Option<PathBuf>,
+    /// nats-server binary for the NATS request/reply phase (default:
+    /// target/compare-tools/nats/bin/nats-server, then PATH)
+    #[arg(long, env = "NATS_SERVER")]
+    nats_server: Option<PathBuf>,
+    /// Responder connections answering NATS requests (a queue group)
+    #[arg(long, default_value_t = 1)]
+    nats_responders: usize,
+    /// Skip the NATS request/reply phase
+    #[arg(long)]
+    no_nats: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -92,6 +107,17 @@ struct Output {
     window: usize,
     seconds: f64,
     pds_get: Phase,
+    /// NATS request/reply of the same PDS get, same clients and window.
+    nats_request_reply: Option<Phase>,
+    /// Why the NATS phase did not run.
+    nats_not_run: Option<String>,
+    /// `nats-server --version`.
+    nats_version: Option<String>,
+    nats_responders: usize,
+    /// Spine's PDS throughput over NATS's.
+    throughput_ratio_to_nats: Option<f64>,
+    /// Spine's PDS p99 over NATS's (below 1: Spine's tail is shorter).
+    p99_ratio_to_nats: Option<f64>,
     ping_baseline: Option<Phase>,
     /// Service requests and message sends mixed (one send every
     /// `send_every` operations); latency over both.
@@ -104,15 +130,15 @@ pub fn run(args: RequestArgs) -> anyhow::Result<()> {
         args.clients > 0 && args.window > 0 && args.patients > 0 && args.seconds > 0.0,
         "--clients, --window, --patients and --seconds must be positive"
     );
+    anyhow::ensure!(
+        (1..=64).contains(&args.nats_responders),
+        "--nats-responders must be 1 to 64"
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let numbers: Arc<Vec<String>> = Arc::new(
-            synthetic_numbers(args.patients)
-                .map(|n| format!(r#"{{"nhs_number":"{n}"}}"#))
-                .collect(),
-        );
+        let numbers = pds_get_bodies(args.patients);
         let mut clients = Vec::new();
         for _ in 0..args.clients {
             let mut config = ClientConfig::new(
@@ -129,10 +155,10 @@ pub fn run(args: RequestArgs) -> anyhow::Result<()> {
         let pds = phase(&clients, args.window, seconds, {
             let numbers = Arc::clone(&numbers);
             move |client: Client, i: u64| {
-                let body = Bytes::from(numbers[(i as usize) % numbers.len()].clone());
+                let body = numbers[(i as usize) % numbers.len()].clone();
                 async move {
                     client
-                        .request("pds", "QUPA_IN040000UK32", body, RequestOptions::default())
+                        .request("pds", INTERACTION, body, RequestOptions::default())
                         .await
                         .map(|_| ())
                 }
@@ -140,6 +166,18 @@ pub fn run(args: RequestArgs) -> anyhow::Result<()> {
         })
         .await?;
         anyhow::ensure!(pds.errors == 0, "{} PDS requests failed", pds.errors);
+        let (nats, nats_not_run, nats_version) = if args.no_nats {
+            (None, Some("--no-nats".to_owned()), None)
+        } else {
+            match nats_reply::binary(args.nats_server.as_deref()) {
+                Err(why) => (None, Some(why), None),
+                Ok(binary) => {
+                    let (p, version) = nats_phase(&binary, &args, &numbers, seconds).await?;
+                    anyhow::ensure!(p.errors == 0, "{} NATS requests failed", p.errors);
+                    (Some(p), None, version)
+                }
+            }
+        };
         let ping = if args.no_baseline {
             None
         } else {
@@ -169,7 +207,7 @@ pub fn run(args: RequestArgs) -> anyhow::Result<()> {
                     let header =
                         spine_client::SendHeader::simple(recipient.clone(), workflow.clone());
                     let message = message.clone();
-                    let body = Bytes::from(numbers[(i as usize) % numbers.len()].clone());
+                    let body = numbers[(i as usize) % numbers.len()].clone();
                     async move {
                         if i.is_multiple_of(every) {
                             client.send(header, message).await.map(|_| ())
@@ -177,7 +215,7 @@ pub fn run(args: RequestArgs) -> anyhow::Result<()> {
                             client
                                 .request(
                                     "pds",
-                                    "QUPA_IN040000UK32",
+                                    INTERACTION,
                                     body,
                                     RequestOptions::default(),
                                 )
@@ -197,7 +235,17 @@ pub fn run(args: RequestArgs) -> anyhow::Result<()> {
             clients: args.clients,
             window: args.window,
             seconds: args.seconds,
+            throughput_ratio_to_nats: nats
+                .as_ref()
+                .map(|n| pds.throughput_per_s / n.throughput_per_s.max(f64::MIN_POSITIVE)),
+            p99_ratio_to_nats: nats
+                .as_ref()
+                .map(|n| pds.latency_us.p99 as f64 / n.latency_us.p99.max(1) as f64),
             pds_get: pds,
+            nats_request_reply: nats,
+            nats_not_run,
+            nats_version,
+            nats_responders: args.nats_responders,
             ping_baseline: ping,
             mixed,
             send_every: args.send_every,
@@ -209,6 +257,19 @@ pub fn run(args: RequestArgs) -> anyhow::Result<()> {
             out.pds_get.latency_us.p99,
             out.pds_get.requests
         );
+        match (&out.nats_request_reply, &out.nats_not_run) {
+            (Some(n), _) => println!(
+                "NATS request/reply ({} responder(s)): {:.0} req/s, p50 {} µs, p99 {} µs; Spine/NATS throughput {:.2}×, p99 {:.2}×",
+                out.nats_responders,
+                n.throughput_per_s,
+                n.latency_us.p50,
+                n.latency_us.p99,
+                out.throughput_ratio_to_nats.unwrap_or(0.0),
+                out.p99_ratio_to_nats.unwrap_or(0.0),
+            ),
+            (None, Some(why)) => println!("NATS request/reply: not run ({why})"),
+            (None, None) => {}
+        }
         if let Some(p) = &out.ping_baseline {
             println!(
                 "PING baseline: {:.0} req/s, p50 {} µs, p99 {} µs",
@@ -230,16 +291,54 @@ pub fn run(args: RequestArgs) -> anyhow::Result<()> {
     })
 }
 
-/// Runs `call` from every client with `window` in flight for `seconds`.
-async fn phase<F, Fut>(
-    clients: &[Client],
+/// The NATS request/reply phase: starts the server and responders,
+/// measures, stops them; answers the phase and the server's version.
+async fn nats_phase(
+    binary: &std::path::Path,
+    args: &RequestArgs,
+    numbers: &Arc<Vec<Bytes>>,
+    seconds: Duration,
+) -> anyhow::Result<(Phase, Option<String>)> {
+    let nats = NatsReply::start(binary, args.nats_responders, args.patients).await?;
+    let clients = nats.clients(args.clients).await?;
+    let numbers = Arc::clone(numbers);
+    let measured = phase(
+        &clients,
+        args.window,
+        seconds,
+        move |client: async_nats::Client, i: u64| {
+            let body = numbers[(i as usize) % numbers.len()].clone();
+            async move {
+                let reply = client
+                    .request(nats_reply::SUBJECT, body)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if reply.payload.starts_with(nats_reply::ERROR_PREFIX) {
+                    return Err(String::from_utf8_lossy(&reply.payload).into_owned());
+                }
+                Ok(())
+            }
+        },
+    )
+    .await;
+    let version = nats.version().map(str::to_owned);
+    drop(clients);
+    nats.stop();
+    Ok((measured?, version))
+}
+
+/// Runs `call` on every connection with `window` in flight for `seconds`.
+async fn phase<C, F, Fut, E>(
+    clients: &[C],
     window: usize,
     seconds: Duration,
     call: F,
 ) -> anyhow::Result<Phase>
 where
-    F: Fn(Client, u64) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<(), spine_client::ClientError>> + Send + 'static,
+    C: Clone + Send + Sync + 'static,
+    F: Fn(C, u64) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), E>> + Send + 'static,
+    E: Send + 'static,
 {
     let counter = Arc::new(AtomicU64::new(0));
     let started = Instant::now();

@@ -5,6 +5,11 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+// The other tools' black-box tests share this binary (one link, one
+// `spine` build).
+#[path = "tools/request.rs"]
+mod request;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -23,9 +23,9 @@
 
 mod machine;
 mod mode;
-mod nats;
-mod options;
-mod process;
+pub(crate) mod nats;
+pub(crate) mod options;
+pub(crate) mod process;
 mod rabbit;
 mod redis;
 mod report;

@@ -164,6 +164,7 @@ impl CompareArgs {
             shared_key: String::new(),
             consumer_connections: 1,
             poll_ms: 100,
+            requests_per_send: 0,
         }
     }
 }
