@@ -5,6 +5,7 @@
 #
 #   bench/compare.sh [spine-bench compare options...]
 #   bench/compare.sh --seconds 10
+#   bench/compare.sh --seconds 10 --rounds 5   # medians of 5 rounds (default 3)
 #   bench/compare.sh --peers spine,redis-aof-always --seconds 5 --out target/compare/quick
 #
 # What it installs (only what is missing):
@@ -20,8 +21,11 @@
 # in its own process group on a fresh directory under the output
 # directory, and stops it by the pid it started (SIGTERM, then SIGKILL),
 # never by name; RabbitMQ gets its own epmd on 127.0.0.1, stopped by its
-# pid too. Output: report.md, report.json, throughput.svg, latency.svg and
-# the servers' logs in --out (default target/compare/<UTC timestamp>).
+# pid too. Each of --rounds rounds runs every mode's max-rate run once,
+# modes interleaved; the report gives medians over the rounds. Output:
+# report.md, report.json (every round and the medians), throughput.svg,
+# latency.svg and the servers' logs in --out (default
+# target/compare/<UTC timestamp>).
 #
 # Environment: SKIP_INSTALL=1 (use what is there), SKIP_BUILD=1 (use the
 # binaries in target/release), NICE (default 10: the cargo build's

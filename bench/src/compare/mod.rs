@@ -2,26 +2,35 @@
 //! (NATS JetStream, RabbitMQ quorum queues, Redis Streams), on the same
 //! durable workload, on this machine, in one run.
 //!
-//! For each mode in `--peers` it runs a max-rate run and fixed-rate runs
-//! at each `--rates` offered load (those over twice the mode's max rate are
-//! skipped). Every run gets a fresh server: started on 127.0.0.1 in a new
-//! directory under `--out`, waited for until it listens, stopped by the
-//! pid it started, its data removed; so no run inherits another's backlog,
-//! stored data or background work (compaction, snapshots). A mode whose
-//! binary is missing or whose server fails to start or set up is a
-//! "not run: <why>" row, never an error.
-//! Then it writes `report.json`, `report.md`, `throughput.svg` and
-//! `latency.svg`, with the machine's description and its raw `fdatasync`
-//! rate measured in the same run on the same filesystem.
+//! It runs `--rounds` rounds; each round measures the raw disk baseline,
+//! then every mode in `--peers`' max-rate run, one mode after another, so
+//! drift on a shared machine hits every mode alike. The report gives each
+//! mode's median throughput and latencies with the range over the rounds,
+//! and Spine's ratio to each peer as the median of the per-round ratios.
+//! After the rounds, each mode gets one fixed-rate run at each `--rates`
+//! offered load (those over twice its median max rate are skipped). Every
+//! run gets a fresh server: started on 127.0.0.1 in a new directory under
+//! `--out`, waited for until it listens, stopped by the pid it started,
+//! its data removed; so no run inherits another's backlog, stored data or
+//! background work (compaction, snapshots). A mode whose binary is missing
+//! or whose server never starts is a "not run: <why>" row, never an error.
+//! Then it writes `report.json` (every round's figures and the medians),
+//! `report.md`, `throughput.svg` and `latency.svg`, with the machine's
+//! description.
 //!
-//! Modules: [`options`] the flags and where binaries are found; [`runner`]
-//! one mode's runs on fresh servers; [`mode`] the compared modes and what
-//! their acks mean; [`process`] starting and stopping servers;
-//! [`workload`] the generic producer/consumer driver; [`nats`], [`rabbit`],
-//! [`redis`] and [`spine`] one peer each; [`machine`] the machine and disk
-//! baseline; [`report`] ratios, verdict and the table; [`svg`] the charts.
+//! Modules: [`options`] the flags and where binaries are found;
+//! [`schedule`] the rounds and the order of runs; [`runner`] one run on a
+//! fresh server; [`mode`] the compared modes and what their acks mean;
+//! [`process`] starting and stopping servers; [`workload`] the generic
+//! producer/consumer driver; [`nats`], [`rabbit`], [`redis`] and [`spine`]
+//! one peer each; [`machine`] the machine and disk baseline; [`report`]
+//! the data model; [`medians`] the arithmetic over rounds; [`verdict`]
+//! per-round ratios and the verdict; [`markdown`] `report.md`; [`svg`] the
+//! charts.
 
 mod machine;
+mod markdown;
+mod medians;
 mod mode;
 pub(crate) mod nats;
 pub(crate) mod options;
@@ -30,19 +39,21 @@ mod rabbit;
 mod redis;
 mod report;
 mod runner;
+mod schedule;
 mod spine;
 mod svg;
+mod verdict;
 mod workload;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use spine_core::time::Timestamp;
 
 use machine::Machine;
 pub use options::CompareArgs;
-use report::{Report, Status, Workload};
+use report::{Report, Workload};
 
 /// `YYYY-MM-DD HH:MM:SS` and `YYYYMMDD-HHMMSS` for now, UTC.
 fn now_utc() -> (String, String) {
@@ -69,7 +80,7 @@ pub(crate) fn write_outputs(report: &Report, out: &Path) -> anyhow::Result<()> {
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
     };
     write("report.json", serde_json::to_string_pretty(report)?)?;
-    write("report.md", report::markdown(report))?;
+    write("report.md", markdown::markdown(report))?;
     write(
         "throughput.svg",
         svg::render(&svg::throughput_chart(report)),
@@ -91,35 +102,16 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     let work = out.join("work");
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let machine = Machine::describe(&work);
-    let baseline = if args.baseline_seconds > 0.0 {
-        eprintln!(
-            "compare: raw write + fdatasync baseline for {} s",
-            args.baseline_seconds
-        );
-        Some(machine::fdatasync_baseline(
-            &work,
-            Duration::from_secs_f64(args.baseline_seconds),
-        )?)
-    } else {
-        None
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let mut peers = Vec::new();
-    for mode in args.modes() {
-        let row = runtime.block_on(runner::run_mode(&args, mode, &work, &out.join("logs")));
-        if let Status::NotRun { reason } = &row.status {
-            eprintln!("compare: {mode}: not run: {reason}");
-        }
-        peers.push(row);
-    }
+    let (mut peers, baselines) = schedule::run_all(&args, &runtime, &work, &out.join("logs"))?;
     let _ = std::fs::remove_dir(&work);
     let machine = Machine {
         load_average_end: machine::load_average(),
         ..machine
     };
-    let verdict = report::compare(&mut peers);
+    let verdict = verdict::compare(&mut peers);
     let command = args
         .command_line
         .clone()
@@ -129,7 +121,8 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         started_utc,
         command,
         machine,
-        fdatasync_baseline: baseline,
+        fdatasync_baseline: medians::baseline(&baselines),
+        fdatasync_baseline_rounds: baselines,
         workload: Workload {
             size: args.size,
             producers: args.producers,
@@ -137,6 +130,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             consumers: args.consumers,
             seconds: args.seconds,
             drain_seconds: args.drain_seconds,
+            rounds: args.rounds,
             rates: if args.max_only {
                 Vec::new()
             } else {
@@ -147,7 +141,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         verdict,
     };
     write_outputs(&report, &out)?;
-    println!("{}", report::markdown(&report));
+    println!("{}", markdown::markdown(&report));
     eprintln!("compare: wrote {}", out.display());
     Ok(())
 }

@@ -20,6 +20,10 @@ pub struct CompareArgs {
     /// Measured seconds of each run
     #[arg(long, default_value_t = 10.0)]
     pub(crate) seconds: f64,
+    /// Max-rate rounds: each runs every mode once, interleaved; the report
+    /// gives medians over the rounds
+    #[arg(long, default_value_t = 3)]
+    pub(crate) rounds: u32,
     /// Output directory (default target/compare/<UTC timestamp>)
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
@@ -50,15 +54,16 @@ pub struct CompareArgs {
         default_value = "1000,5000,10000,20000,50000"
     )]
     pub(crate) rates: Vec<f64>,
-    /// Only the max-rate run (no fixed-rate runs, no charts' points)
+    /// Only the max-rate rounds (no fixed-rate runs, no charts' points)
     #[arg(long)]
     pub(crate) max_only: bool,
     /// Most seconds consumers get to drain after each run (what is still
     /// unreceived then counts as lost)
     #[arg(long, default_value_t = 120.0)]
     pub(crate) drain_seconds: f64,
-    /// Seconds of the raw write + fdatasync baseline at the start (0: skip;
-    /// otherwise each mode also gets up to 1 s of it just before its runs)
+    /// Seconds of the raw write + fdatasync baseline at the start of each
+    /// round (0: skip; otherwise each mode also gets up to 1 s of it just
+    /// before its max-rate run in each round)
     #[arg(long, default_value_t = 2.0)]
     pub(crate) baseline_seconds: f64,
     /// NATS stream retention: work-queue (an ack deletes the message: a
@@ -92,6 +97,7 @@ impl CompareArgs {
             self.seconds > 0.0 && self.seconds.is_finite(),
             "--seconds must be positive"
         );
+        anyhow::ensure!(self.rounds >= 1, "--rounds must be at least 1");
         anyhow::ensure!(self.producers >= 1, "--producers must be at least 1");
         anyhow::ensure!(
             self.producers <= 0xffff,
@@ -249,6 +255,7 @@ pub(crate) mod tests {
             (4, 256, 2, 1024)
         );
         assert_eq!(a.seconds, 10.0);
+        assert_eq!(a.rounds, 3);
         assert_eq!(a.rates, vec![1000.0, 5000.0, 10000.0, 20000.0, 50000.0]);
         assert_eq!(a.nats_retention, nats::Retention::WorkQueue);
         let l = parse(&["--nats-retention", "limits"]).expect("limits");
@@ -277,9 +284,19 @@ pub(crate) mod tests {
             &["--size", "4"],
             &["--rates", "-5"],
             &["--window", "0"],
+            &["--rounds", "-1"],
+            &["--rounds", "two"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn rounds_must_be_at_least_one_and_the_error_names_the_flag() {
+        let err = parse(&["--rounds", "0"]).expect_err("zero rounds");
+        assert_eq!(err.to_string(), "--rounds must be at least 1");
+        assert_eq!(parse(&["--rounds", "1"]).expect("one").rounds, 1);
+        assert_eq!(parse(&["--rounds", "5"]).expect("five").rounds, 5);
     }
 
     #[test]

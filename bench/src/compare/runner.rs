@@ -1,10 +1,12 @@
 //! Running one mode: every run on a fresh server (start in a new
-//! directory, drive, stop by pid, keep the log, remove the data), the
-//! max-rate run first, then the fixed-rate runs it makes sensible.
+//! directory, drive, stop by pid, keep the log, remove the data). The
+//! schedule ([`super::schedule`]) calls [`prepare`] once per mode, then
+//! [`max_rate_round`] once per round, then [`fixed_rates`].
 //!
-//! Invariant: [`run_mode`] never fails; a missing binary, a server that does
-//! not start or set up, or a failed max-rate run makes the mode's row
-//! "not run: <why>"; a failed fixed-rate run is listed in `failed_runs`.
+//! Invariant: nothing here fails the comparison; a missing binary makes the
+//! mode's row "not run: <why>", a server that does not start or set up, or
+//! a failed max-rate run, is that round's `failed`, and a failed fixed-rate
+//! run is listed in `failed_runs`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,7 +18,7 @@ use spine_core::ids::{MailboxId, WorkflowId};
 use super::mode::Mode;
 use super::options::{binaries, CompareArgs};
 use super::process::Server;
-use super::report::{PeerResult, RunResult, Status};
+use super::report::{PeerResult, RoundResult, RunResult, Status};
 use super::{machine, nats, rabbit, redis, spine, workload};
 use crate::load_bench::{self, Output};
 
@@ -139,33 +141,24 @@ async fn run_once(
     Ok(run_result(output, rate))
 }
 
-/// How one run on a fresh server failed.
-enum RunFailure {
-    /// The server did not start or could not be set up.
-    Start(String),
-    /// It started, but the run itself failed.
-    Run(String),
-}
-
 /// One run on a fresh server: a new directory `work/<mode>/<label>`,
 /// start, run, stop by pid, keep its log as `logs/<mode>-<label>-*.log`,
 /// remove the directory. Every run starts from an empty server, so no run
 /// inherits another's backlog, stored data or background work.
 async fn run_fresh(
     args: &CompareArgs,
-    mode: Mode,
-    bins: &[PathBuf],
-    work: &Path,
-    logs: &Path,
+    ready: &Ready,
+    paths: &Paths<'_>,
+    label: &str,
     rate: Option<f64>,
-) -> Result<(RunResult, String), RunFailure> {
-    let label = rate.map_or_else(|| "max".to_owned(), |r| format!("rate-{r}"));
-    let dir = work.join(mode.name()).join(&label);
+) -> Result<(RunResult, String), String> {
+    let mode = ready.mode;
+    let dir = paths.work.join(mode.name()).join(label);
     let dir = std::fs::create_dir_all(&dir)
         .and_then(|()| std::fs::canonicalize(&dir))
-        .map_err(|e| RunFailure::Start(format!("creating {}: {e}", dir.display())))?;
-    let outcome = match start(args, mode, bins, &dir).await {
-        Err(e) => Err(RunFailure::Start(format!("failed to start: {e:#}"))),
+        .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let outcome = match start(args, mode, &ready.bins, &dir).await {
+        Err(e) => Err(format!("failed to start: {e:#}")),
         Ok(mut started) => {
             eprintln!(
                 "compare: {mode}: {label}: started pid(s) {:?}, {} s",
@@ -174,82 +167,114 @@ async fn run_fresh(
             );
             let run = run_once(args, &started, rate, 0).await;
             let stopped = started.stop();
-            match run {
-                Ok(r) => Ok((r, stopped)),
-                Err(e) => Err(RunFailure::Run(format!("{label} run failed: {e:#}"))),
-            }
+            run.map(|r| (r, stopped))
+                .map_err(|e| format!("{label} run failed: {e:#}"))
         }
     };
-    keep_logs(&dir, logs, &format!("{mode}-{label}"));
+    keep_logs(&dir, paths.logs, &format!("{mode}-{label}"));
     let _ = std::fs::remove_dir_all(&dir);
-    let _ = std::fs::remove_dir(work.join(mode.name()));
+    let _ = std::fs::remove_dir(paths.work.join(mode.name()));
     outcome
 }
 
-/// Runs every run of one mode; never fails (a failure is its row's status).
-pub(crate) async fn run_mode(
-    args: &CompareArgs,
-    mode: Mode,
-    work: &Path,
-    logs: &Path,
-) -> PeerResult {
+/// Where runs keep their data (removed after each run) and their logs.
+pub(crate) struct Paths<'a> {
+    pub(crate) work: &'a Path,
+    pub(crate) logs: &'a Path,
+}
+
+/// A mode whose binaries were found.
+pub(crate) struct Ready {
+    pub(crate) mode: Mode,
+    bins: Vec<PathBuf>,
+}
+
+/// Finds a mode's binaries: its row (status `Ran`, no runs yet) and the
+/// mode ready to run, or its "not run" row and `None`.
+pub(crate) fn prepare(args: &CompareArgs, mode: Mode) -> (PeerResult, Option<Ready>) {
     let bins = match binaries(args, mode) {
         Ok(b) => b,
-        Err(why) => return PeerResult::not_run(mode, None, why),
+        Err(why) => return (PeerResult::not_run(mode, None, why), None),
     };
     let version = version(mode, &bins);
     eprintln!(
         "compare: {mode}: {}",
         version.as_deref().unwrap_or("version unknown")
     );
-    let mut result = PeerResult {
+    let mut row = PeerResult {
         status: Status::Ran,
-        ..PeerResult::not_run(mode, version.clone(), String::new())
+        ..PeerResult::not_run(mode, version, String::new())
     };
     if matches!(mode, Mode::NatsDefault | Mode::NatsSyncAlways) {
-        result.ack_means = format!("{}; {}", result.ack_means, args.nats_retention.describe());
+        row.ack_means = format!("{}; {}", row.ack_means, args.nats_retention.describe());
     }
+    (row, Some(Ready { mode, bins }))
+}
+
+/// One round of one mode: up to 1 s of the raw disk baseline (unless
+/// `--baseline-seconds 0`), then the max-rate run on a fresh server.
+/// Returns the round and how the server stopped.
+pub(crate) async fn max_rate_round(
+    args: &CompareArgs,
+    ready: &Ready,
+    paths: &Paths<'_>,
+    round: u32,
+) -> (RoundResult, Option<String>) {
+    let mode = ready.mode;
+    let mut result = RoundResult {
+        round,
+        disk_syncs_per_s: None,
+        max_rate: None,
+        failed: None,
+        spine_ratio: None,
+    };
     if args.baseline_seconds > 0.0 {
-        let _ = std::fs::create_dir_all(work);
+        let _ = std::fs::create_dir_all(paths.work);
         let seconds = args.baseline_seconds.min(1.0);
-        match machine::fdatasync_baseline(work, Duration::from_secs_f64(seconds)) {
+        match machine::fdatasync_baseline(paths.work, Duration::from_secs_f64(seconds)) {
             Ok(b) => result.disk_syncs_per_s = Some(b.syncs_per_s),
-            Err(e) => eprintln!("compare: {mode}: disk baseline: {e:#}"),
+            Err(e) => eprintln!("compare: {mode}: round {round}: disk baseline: {e:#}"),
         }
     }
-    match run_fresh(args, mode, &bins, work, logs, None).await {
+    let label = format!("round-{round}-max");
+    match run_fresh(args, ready, paths, &label, None).await {
         Ok((r, stopped)) => {
             result.max_rate = Some(r);
-            result.stopped.push(stopped);
+            (result, Some(stopped))
         }
-        Err(RunFailure::Start(why) | RunFailure::Run(why)) => {
-            return PeerResult::not_run(mode, version, why);
+        Err(why) => {
+            eprintln!("compare: {mode}: round {round}: {why}");
+            result.failed = Some(why);
+            (result, None)
         }
     }
-    let max = result
-        .max_rate
-        .as_ref()
-        .map_or(0.0, |r| r.throughput_msgs_per_s);
-    if args.max_only {
-        return result;
-    }
+}
+
+/// The fixed-rate runs, one per offered load at most twice `max` (the
+/// mode's median max rate), into `row`.
+pub(crate) async fn fixed_rates(
+    args: &CompareArgs,
+    ready: &Ready,
+    paths: &Paths<'_>,
+    max: f64,
+    row: &mut PeerResult,
+) {
     for &rate in &args.rates {
         if rate > 2.0 * max {
-            result.skipped_rates.push(rate);
+            row.skipped_rates.push(rate);
             continue;
         }
-        match run_fresh(args, mode, &bins, work, logs, Some(rate)).await {
+        match run_fresh(args, ready, paths, &format!("rate-{rate}"), Some(rate)).await {
             Ok((r, stopped)) => {
-                result.fixed_rate.push(r);
-                result.stopped.push(stopped);
+                row.fixed_rate.push(r);
+                row.stopped.push(stopped);
             }
-            Err(RunFailure::Start(why) | RunFailure::Run(why)) => {
-                eprintln!("compare: {mode}: at {rate}/s: {why}");
-                result.failed_runs.push(format!("at {rate}/s: {why}"));
+            Err(why) => {
+                eprintln!("compare: {}: at {rate}/s: {why}", ready.mode);
+                row.failed_runs.push(format!("at {rate}/s: {why}"));
             }
         }
     }
-    result
 }
 
 /// Copies the server logs of a run's directory into `logs`.
@@ -268,8 +293,8 @@ mod tests {
     use super::super::options::tests::parse;
     use super::*;
 
-    #[tokio::test]
-    async fn a_missing_peer_binary_is_a_not_run_row() {
+    #[test]
+    fn a_missing_peer_binary_is_a_not_run_row() {
         let dir = tempfile::tempdir().expect("tempdir");
         let missing = dir.path().join("missing");
         let mut a = parse(&[
@@ -282,38 +307,44 @@ mod tests {
         a.rabbitmq_server = Some(missing.clone());
         a.spine = missing;
         for mode in a.modes() {
-            let row = run_mode(&a, mode, &dir.path().join("work"), &dir.path().join("logs")).await;
+            let (row, ready) = prepare(&a, mode);
+            assert!(ready.is_none(), "{mode} is ready without its binary");
             match &row.status {
                 Status::NotRun { reason } => assert!(reason.contains("not found"), "{reason}"),
                 Status::Ran => panic!("{mode} ran without its binary"),
             }
-            assert!(row.max_rate.is_none());
+            assert!(row.max_rate.is_none() && row.rounds.is_empty());
         }
     }
 
     #[tokio::test]
-    async fn a_peer_that_fails_to_start_is_a_not_run_row_with_its_log() {
+    async fn a_peer_that_fails_to_start_fails_its_round_and_keeps_its_log() {
         let dir = tempfile::tempdir().expect("tempdir");
         let fake = dir.path().join("redis-server");
         std::fs::write(&fake, "#!/bin/sh\necho cannot start: no disk\nexit 1\n").expect("write");
         let mut perms = std::fs::metadata(&fake).expect("meta").permissions();
         std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
         std::fs::set_permissions(&fake, perms).expect("chmod");
-        let mut a = parse(&["--peers", "redis-aof-always"]).expect("parse");
+        let mut a =
+            parse(&["--peers", "redis-aof-always", "--baseline-seconds", "0"]).expect("parse");
         a.redis_server = Some(fake);
-        let logs = dir.path().join("logs");
-        let row = run_mode(&a, Mode::RedisAofAlways, &dir.path().join("work"), &logs).await;
-        match &row.status {
-            Status::NotRun { reason } => {
-                assert!(reason.starts_with("failed to start"), "{reason}");
-                assert!(reason.contains("no disk"), "{reason}");
-            }
-            Status::Ran => panic!("ran"),
-        }
-        assert!(logs.join("redis-aof-always-max-server.log").is_file());
-        assert!(
-            !dir.path().join("work/redis-aof-always").exists(),
-            "data removed"
-        );
+        let (row, ready) = prepare(&a, Mode::RedisAofAlways);
+        let ready = ready.expect("the fake binary exists");
+        assert_eq!(row.status, Status::Ran);
+        let (work, logs) = (dir.path().join("work"), dir.path().join("logs"));
+        let paths = Paths {
+            work: &work,
+            logs: &logs,
+        };
+        let (round, stopped) = max_rate_round(&a, &ready, &paths, 2).await;
+        assert_eq!(round.round, 2);
+        assert!(round.max_rate.is_none() && stopped.is_none());
+        let reason = round.failed.expect("failed");
+        assert!(reason.starts_with("failed to start"), "{reason}");
+        assert!(reason.contains("no disk"), "{reason}");
+        assert!(logs
+            .join("redis-aof-always-round-2-max-server.log")
+            .is_file());
+        assert!(!work.join("redis-aof-always").exists(), "data removed");
     }
 }

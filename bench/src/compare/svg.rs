@@ -15,7 +15,8 @@
 
 use std::fmt::Write as _;
 
-use super::report::{thousands, PeerResult, Report};
+use super::markdown::thousands;
+use super::report::{PeerResult, Report};
 
 const WIDTH: f64 = 900.0;
 const HEIGHT: f64 = 480.0;
