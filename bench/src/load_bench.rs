@@ -557,9 +557,9 @@ async fn produce(
             if now < deadline && in_flight < window {
                 let request = mix.request(&client);
                 let issued = owed_since;
-                pending.push(Box::pin(async move {
-                    Done::Requested(issued, request.await)
-                }));
+                pending.push(Box::pin(
+                    async move { Done::Requested(issued, request.await) },
+                ));
                 owed -= 1;
                 in_flight += 1;
                 continue;

@@ -12,8 +12,8 @@ mod mesh_load;
 mod nats_reply;
 mod node_bench;
 mod report;
-mod service_mix;
 mod request_bench;
+mod service_mix;
 mod wal_bench;
 
 #[global_allocator]

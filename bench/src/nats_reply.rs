@@ -26,9 +26,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
+use spine_core::error_code::ErrorCode as _;
 use spine_core::ids::OdsCode;
 use spine_core::services::{Asid, Builtin, Caller, ReferenceConfig, ReferenceServices};
-use spine_core::error_code::ErrorCode as _;
 use spine_core::time::Timestamp;
 
 use crate::compare::options::locate;

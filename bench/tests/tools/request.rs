@@ -96,7 +96,10 @@ fn request_measures_spine_pds_beside_nats_request_reply() {
     if nats_server_available() {
         let nats = &r["nats_request_reply"];
         assert!(r["nats_not_run"].is_null(), "{r}");
-        assert!(nats["requests"].as_u64().expect("nats requests") > 0, "{nats}");
+        assert!(
+            nats["requests"].as_u64().expect("nats requests") > 0,
+            "{nats}"
+        );
         assert_eq!(nats["errors"], 0, "{nats}");
         let ratio = r["throughput_ratio_to_nats"].as_f64().expect("ratio");
         let expected = pds["throughput_per_s"].as_f64().expect("spine")
@@ -104,7 +107,9 @@ fn request_measures_spine_pds_beside_nats_request_reply() {
         assert!((ratio - expected).abs() < 1e-6 * expected, "{r}");
         assert!(positive(&r["p99_ratio_to_nats"]), "{r}");
         assert!(
-            r["nats_version"].as_str().is_some_and(|v| v.contains("nats-server")),
+            r["nats_version"]
+                .as_str()
+                .is_some_and(|v| v.contains("nats-server")),
             "{r}"
         );
     } else {
@@ -119,7 +124,12 @@ fn request_measures_spine_pds_beside_nats_request_reply() {
 
     // A nats-server that is not there: reported, not a failure.
     let mut missing = common.to_vec();
-    missing.extend(["--nats-server", "/nonexistent/nats-server", "--send-every", "0"]);
+    missing.extend([
+        "--nats-server",
+        "/nonexistent/nats-server",
+        "--send-every",
+        "0",
+    ]);
     let r = run_json(&missing, dir.path(), "missing.json");
     assert!(r["nats_request_reply"].is_null(), "{r}");
     assert!(r["mixed"].is_null(), "--send-every 0: no mixed phase: {r}");
@@ -157,7 +167,10 @@ fn load_mixes_service_requests_with_messages_in_the_asked_proportion() {
     let service = &r["service"];
     assert_eq!(service["requests_per_send"], 5, "{service}");
     assert_eq!(service["errors"], 0, "{service}");
-    assert!(service["requests"].as_u64().expect("requests") > 0, "{service}");
+    assert!(
+        service["requests"].as_u64().expect("requests") > 0,
+        "{service}"
+    );
     // Each send owes five requests; only those still owed at the deadline
     // (at most a window's worth per producer) may be missing.
     let achieved = service["achieved_per_send"].as_f64().expect("achieved");
@@ -197,5 +210,8 @@ fn load_mixes_service_requests_with_messages_in_the_asked_proportion() {
     );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--requests-per-send needs a native target"), "{stderr}");
+    assert!(
+        stderr.contains("--requests-per-send needs a native target"),
+        "{stderr}"
+    );
 }
