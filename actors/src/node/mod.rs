@@ -4,6 +4,7 @@
 pub mod config;
 pub mod error;
 pub mod handle;
+pub(crate) mod log_scan;
 pub mod reader;
 pub mod shared;
 pub mod sink;

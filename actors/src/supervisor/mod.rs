@@ -19,8 +19,8 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use spine_core::message::MessageStore;
 
 use crate::expiry::{ExpiryActor, ExpiryMsg};
+use crate::node::log_scan::after_barrier;
 use crate::node::shared::Shared;
-use crate::node::sink::LogSink;
 use crate::partition::rebuild::rebuild_partition;
 use crate::partition::{PartitionActor, PartitionArgs};
 use crate::service::{ServiceActor, ServiceMsg};
@@ -305,15 +305,11 @@ impl SupervisorState {
 }
 
 async fn rebuild(shared: &Arc<Shared>, index: u32) -> Result<MessageStore, String> {
-    let LogSink::Durable(wal) = &shared.sink else {
-        return Err("memory-only nodes cannot rebuild a partition".into());
-    };
-    let end = wal.barrier().await.map_err(|e| e.to_string())?;
-    let storage = shared.storage.clone();
     let map = shared.map;
-    tokio::task::spawn_blocking(move || rebuild_partition(&storage, &map, index, end))
-        .await
-        .map_err(|e| e.to_string())?
+    after_barrier(shared, move |storage, end| {
+        rebuild_partition(storage, &map, index, end)
+    })
+    .await
 }
 
 #[cfg(test)]
