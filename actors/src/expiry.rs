@@ -20,7 +20,7 @@ pub enum ExpiryMsg {
     /// Run a round now.
     Tick,
     /// Fault injection: panic.
-    #[cfg(feature = "fault-injection")]
+    #[cfg(any(test, feature = "fault-injection"))]
     Panic,
 }
 
@@ -82,7 +82,7 @@ impl Actor for ExpiryActor {
                     }
                 }
             }
-            #[cfg(feature = "fault-injection")]
+            #[cfg(any(test, feature = "fault-injection"))]
             ExpiryMsg::Panic => panic!("fault injection: expiry actor panics on request"),
         }
         Ok(())

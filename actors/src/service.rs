@@ -52,7 +52,7 @@ pub enum ServiceMsg {
         reply: oneshot::Sender<Vec<MailboxSummary>>,
     },
     /// Fault injection: panic.
-    #[cfg(feature = "fault-injection")]
+    #[cfg(any(test, feature = "fault-injection"))]
     Panic,
 }
 
@@ -120,7 +120,7 @@ impl Actor for ServiceActor {
                         .collect(),
                 );
             }
-            #[cfg(feature = "fault-injection")]
+            #[cfg(any(test, feature = "fault-injection"))]
             ServiceMsg::Panic => panic!("fault injection: service actor panics on request"),
         }
         Ok(())

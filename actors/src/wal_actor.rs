@@ -41,7 +41,7 @@ pub enum WalMsg {
     /// the number of segments removed.
     CompactNow(Option<oneshot::Sender<Result<u64, String>>>),
     /// Fault injection: panic.
-    #[cfg(feature = "fault-injection")]
+    #[cfg(any(test, feature = "fault-injection"))]
     Panic,
 }
 
@@ -114,7 +114,7 @@ impl Actor for WalActor {
                     let _ = reply.send(result);
                 }
             }
-            #[cfg(feature = "fault-injection")]
+            #[cfg(any(test, feature = "fault-injection"))]
             WalMsg::Panic => panic!("fault injection: WAL actor panics on request"),
         }
         Ok(())

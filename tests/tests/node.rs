@@ -515,6 +515,8 @@ fn metrics_endpoint_serves_every_series_from_the_start_over_plain_http() -> anyh
         "\nspine_wal_records_total 0\n",
         "\nspine_wal_fsyncs_total 0\n",
         "spine_actor_restarts_total{kind=\"partition\"} 0\n",
+        "spine_actor_restarts_total{kind=\"service_router\"} 0\n",
+        "spine_actor_restarts_total{kind=\"reference_services\"} 0\n",
         "# TYPE spine_wal_fsync_seconds histogram",
         "spine_wal_fsync_seconds_bucket{le=\"0.001\"} 0\n",
         "# TYPE spine_wal_batch_records histogram",

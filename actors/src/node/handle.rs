@@ -153,17 +153,19 @@ async fn start_tree(
         failure: tokio::sync::Notify::new(),
         active: AtomicUsize::new(0),
         services: OnceLock::new(),
+        restarts: Mutex::new(std::collections::BTreeMap::new()),
         runtime: parts.runtime,
         storage,
     });
+    let services = set_up_services(&shared, services)?;
     let args = SupervisorArgs {
         shared: Arc::clone(&shared),
         stores,
+        services,
     };
     let (supervisor, _) = Actor::spawn(None, NodeSupervisor, args)
         .await
         .map_err(|e| NodeError::Runtime(format!("cannot start the actor tree: {e}")))?;
-    start_services(&shared, services).await?;
     Ok(NodeHandle {
         shared,
         supervisor,
@@ -171,13 +173,14 @@ async fn start_tree(
     })
 }
 
-/// Starts service routing: the service directory (the configured one, or
-/// the embedded demo set), the reference services' recovered state, and
-/// one service actor per service.
-async fn start_services(
+/// Sets up service routing: the hub of the service directory (the
+/// configured one, or the embedded demo set) with its built-in providers.
+/// Answers the reference services' state to start from (recovered, or
+/// fresh); the supervisor starts their actor and the service actors.
+fn set_up_services(
     shared: &Arc<Shared>,
     recovered: Option<spine_core::services::ReferenceServices>,
-) -> Result<(), NodeError> {
+) -> Result<spine_core::services::ReferenceServices, NodeError> {
     let config = shared.runtime.services.clone();
     let directory = match &shared.runtime.service_directory {
         Some(d) => Arc::clone(d),
@@ -191,18 +194,17 @@ async fn start_services(
         None => spine_core::services::ReferenceServices::new(config.reference())
             .map_err(|e| NodeError::Config(format!("reference services: {e}")))?,
     };
-    let hub = crate::services::ServiceHub::start(
+    let hub = crate::services::ServiceHub::new(
         config,
         directory,
         Arc::clone(&shared.directory),
-        state,
         shared.sink.clone(),
         Arc::clone(&shared.clock),
+        Duration::from_millis(shared.runtime.request_wait_ms),
     )
-    .await
     .map_err(NodeError::Runtime)?;
     let _ = shared.services.set(Arc::new(hub));
-    Ok(())
+    Ok(state)
 }
 
 /// The in-process API of a running node. Cheap to clone.
@@ -242,8 +244,9 @@ pub struct QueueDepths {
     pub wal_limit: usize,
 }
 
-/// Which actor to fail on purpose (fault-injection builds only).
-#[cfg(feature = "fault-injection")]
+/// Which actor to fail on purpose (fault-injection builds and this crate's
+/// tests only).
+#[cfg(any(test, feature = "fault-injection"))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultTarget {
     /// Partition `n`.
@@ -254,6 +257,10 @@ pub enum FaultTarget {
     Service,
     /// The WAL maintenance actor.
     Wal,
+    /// The router actor of the named national service (`"pds"`).
+    ServiceRouter(&'static str),
+    /// The reference services' actor (PDS, SCR, EPS).
+    ReferenceServices,
 }
 
 impl NodeHandle {
@@ -811,7 +818,9 @@ impl NodeHandle {
     }
 
     /// The service routing of this node.
-    fn hub(&self) -> Result<&Arc<crate::services::ServiceHub>, spine_core::services::ServiceError> {
+    pub(crate) fn hub(
+        &self,
+    ) -> Result<&Arc<crate::services::ServiceHub>, spine_core::services::ServiceError> {
         if let Some(reason) = self.shared.failed.get() {
             return Err(spine_core::services::ServiceError::Unavailable {
                 why: format!("the node failed: {reason}"),
@@ -1044,10 +1053,34 @@ impl NodeHandle {
         }
     }
 
-    /// Makes an actor panic, to test supervision.
-    #[cfg(feature = "fault-injection")]
+    /// Restarts the supervisor has made since start, by child label (the
+    /// counts of `spine_actor_restarts_total`; labels never restarted are
+    /// absent).
+    pub fn restarts(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.shared
+            .restarts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Makes an actor panic, to test supervision. An actor being replaced
+    /// cannot be reached (`NODE_SHUTTING_DOWN`): retry.
+    #[cfg(any(test, feature = "fault-injection"))]
     pub async fn inject_panic(&self, target: FaultTarget) -> Result<(), RequestError> {
         match target {
+            FaultTarget::ServiceRouter(_) | FaultTarget::ReferenceServices => {
+                let hub = self
+                    .shared
+                    .services
+                    .get()
+                    .ok_or(RequestError::ShuttingDown)?;
+                let service = match target {
+                    FaultTarget::ServiceRouter(name) => Some(name),
+                    _ => None,
+                };
+                hub.inject_panic(service)
+            }
             FaultTarget::Partition(p) => {
                 let actor = self
                     .shared

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod error;
 pub mod handle;
+pub(crate) mod log_scan;
 pub mod reader;
 pub mod shared;
 pub mod sink;
@@ -12,7 +13,7 @@ pub mod types;
 
 pub use config::RuntimeConfig;
 pub use error::RequestError;
-#[cfg(feature = "fault-injection")]
+#[cfg(any(test, feature = "fault-injection"))]
 pub use handle::FaultTarget;
 pub use handle::{Node, NodeHandle, NodeParts, QueueDepths};
 pub use storage::{

@@ -76,6 +76,9 @@ pub struct Shared {
     pub(crate) active: AtomicUsize,
     /// Service routing, once started.
     pub(crate) services: OnceLock<Arc<crate::services::ServiceHub>>,
+    /// Restarts made by the supervisor, by child label (the counts of
+    /// `spine_actor_restarts_total`).
+    pub(crate) restarts: Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -87,6 +90,12 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
+    /// Counts a restart of a child labelled `label`.
+    pub(crate) fn count_restart(&self, label: &'static str) {
+        let mut restarts = self.restarts.lock().unwrap_or_else(|p| p.into_inner());
+        *restarts.entry(label).or_default() += 1;
+    }
+
     /// The partition actor for `index`, if running.
     pub(crate) fn partition(&self, index: u32) -> Option<ActorRef<PartitionMsg>> {
         self.partitions

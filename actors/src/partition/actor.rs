@@ -336,7 +336,7 @@ impl PartitionState {
                 answer(reply, submitted);
             }
             PartitionMsg::LiveBytes { reply } => answer(reply, Ok(self.store.live_bytes())),
-            #[cfg(feature = "fault-injection")]
+            #[cfg(any(test, feature = "fault-injection"))]
             PartitionMsg::Panic => panic!(
                 "fault injection: partition {} panics on request",
                 self.index

@@ -157,7 +157,7 @@ pub enum PartitionMsg {
         result: AppendResult,
     },
     /// Fault injection: panic inside the handler.
-    #[cfg(feature = "fault-injection")]
+    #[cfg(any(test, feature = "fault-injection"))]
     Panic,
 }
 
@@ -178,7 +178,7 @@ impl std::fmt::Debug for PartitionMsg {
             PartitionMsg::Carry { .. } => "Carry",
             PartitionMsg::Drain => "Drain",
             PartitionMsg::LiveBytes { .. } => "LiveBytes",
-            #[cfg(feature = "fault-injection")]
+            #[cfg(any(test, feature = "fault-injection"))]
             PartitionMsg::Panic => "Panic",
         };
         f.write_str(name)

@@ -5,6 +5,9 @@
 //! - [`config`] — `[services]` settings.
 //! - [`router_actor`] — the service actor (one per service).
 //! - [`reference_actor`] — the built-in PDS, SCR and EPS provider.
+//! - [`supervised`] — what outlives those actors so the node supervisor
+//!   can replace one that failed: their slots, the provider registries,
+//!   the reference services' rebuild from the log.
 //! - [`ServiceHub`] — what the node handle calls: request, register a
 //!   provider, answer as a provider.
 //!
@@ -15,7 +18,10 @@
 //!   ASID) is accredited for it. Nothing unchecked reaches a provider.
 //! - No caller waits forever: the router answers every request by its
 //!   deadline, and the hub adds a bound of its own above that in case the
-//!   service actor itself is gone.
+//!   service actor itself is gone. A request in flight on a service actor
+//!   that fails gets `SVC_UNAVAILABLE` as soon as the actor is gone (its
+//!   answer channel closes); a new request waits for the supervisor's
+//!   replacement at most `request_wait_ms`.
 //! - An external provider is identified by a node-unique id; its replies
 //!   count only for requests currently placed with it (so one provider
 //!   cannot answer another's), and it is unregistered when its connection
@@ -25,27 +31,27 @@
 pub mod config;
 pub mod reference_actor;
 pub mod router_actor;
+pub mod supervised;
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ractor::{Actor, ActorRef};
+use ractor::MessagingErr;
 use spine_core::directory::Directory;
 use spine_core::ids::MailboxId;
 use spine_core::services::{
-    Asid, Correlation, ProviderId, ReferenceServices, Routed, ServiceDirectory, ServiceError,
-    ServiceName,
+    Asid, Correlation, ProviderId, Routed, ServiceDirectory, ServiceError, ServiceName,
 };
 use spine_core::time::Clock;
 use tokio::sync::{mpsc, oneshot};
 
 pub use config::ServicesConfig;
-use reference_actor::{ReferenceActor, ReferenceArgs, ReferenceMsg};
+use reference_actor::ReferenceMsg;
 pub use router_actor::ProviderCall;
-use router_actor::{ProviderSink, RouterActor, RouterArgs, RouterMsg};
+use router_actor::{ProviderSink, RouterMsg};
+use supervised::{ActorSlot, RouterSlot};
 
 use crate::node::sink::LogSink;
 
@@ -80,15 +86,24 @@ pub struct ServiceHub {
     config: ServicesConfig,
     directory: Arc<ServiceDirectory>,
     mailboxes: Arc<Directory>,
-    routers: BTreeMap<ServiceName, ActorRef<RouterMsg>>,
-    reference: ActorRef<ReferenceMsg>,
+    /// One per service, in directory order (child `ServiceRouter(i)`).
+    routers: Vec<RouterSlot>,
+    reference: Arc<ActorSlot<ReferenceMsg>>,
+    sink: LogSink,
+    clock: Arc<dyn Clock>,
+    /// How long a request waits for a service actor being replaced.
+    restart_wait: Duration,
     next_provider: AtomicU64,
+    closed: AtomicBool,
 }
 
 impl std::fmt::Debug for ServiceHub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceHub")
-            .field("services", &self.routers.keys().collect::<Vec<_>>())
+            .field(
+                "services",
+                &self.routers.iter().map(|s| &s.service).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -98,66 +113,74 @@ fn unavailable(why: impl Into<String>) -> ServiceError {
 }
 
 impl ServiceHub {
-    /// Starts the reference actor and one service actor per service, and
-    /// registers the built-in providers.
-    pub async fn start(
+    /// The hub of `directory`'s services with their built-in providers
+    /// registered. Its actors (the reference services, one router per
+    /// service) are started, and restarted, by the node supervisor.
+    pub fn new(
         config: ServicesConfig,
         directory: Arc<ServiceDirectory>,
         mailboxes: Arc<Directory>,
-        state: ReferenceServices,
         sink: LogSink,
         clock: Arc<dyn Clock>,
+        restart_wait: Duration,
     ) -> Result<ServiceHub, String> {
         config.validate()?;
-        let (reference, _) = Actor::spawn(
-            None,
-            ReferenceActor,
-            ReferenceArgs {
-                services: state,
-                sink,
-                clock: Arc::clone(&clock),
-            },
-        )
-        .await
-        .map_err(|e| format!("cannot start the reference services: {e}"))?;
-        let mut hub = ServiceHub {
-            config: config.clone(),
+        let hub = ServiceHub {
+            routers: directory
+                .services()
+                .map(|s| RouterSlot::new(s.name.clone()))
+                .collect(),
+            config,
             directory: Arc::clone(&directory),
             mailboxes,
-            routers: BTreeMap::new(),
-            reference,
+            reference: Arc::new(ActorSlot::empty()),
+            sink,
+            clock,
+            restart_wait,
             next_provider: AtomicU64::new(1),
+            closed: AtomicBool::new(false),
         };
-        for service in directory.services() {
-            let (router, _) = Actor::spawn(
-                None,
-                RouterActor,
-                RouterArgs {
-                    service: service.name.clone(),
-                    config: config.router(),
-                    clock: Arc::clone(&clock),
-                    tick: Duration::from_millis(config.tick_ms),
-                },
-            )
-            .await
-            .map_err(|e| format!("cannot start service {}: {e}", service.name))?;
+        for (slot, service) in hub.routers.iter().zip(directory.services()) {
             if let Some(builtin) = service.builtin {
                 let id = hub.next_provider.fetch_add(1, Ordering::Relaxed);
-                let (tx, rx) = oneshot::channel();
-                router
-                    .cast(RouterMsg::Register {
-                        provider: id,
-                        sink: ProviderSink::Builtin(builtin, hub.reference.clone()),
-                        reply: tx,
-                    })
-                    .map_err(|e| e.to_string())?;
-                rx.await
-                    .map_err(|e| e.to_string())?
+                slot.register(id, ProviderSink::Builtin(builtin), hub.config.max_providers)
                     .map_err(|e| e.to_string())?;
             }
-            hub.routers.insert(service.name.clone(), router);
         }
         Ok(hub)
+    }
+
+    fn slot(&self, service: &ServiceName) -> Option<&RouterSlot> {
+        self.routers.iter().find(|s| s.service == *service)
+    }
+
+    /// Casts `msg` to `slot`'s service actor, waiting (at most
+    /// `restart_wait`) while the supervisor replaces a failed one. A
+    /// message that could not be cast was not delivered, so casting it
+    /// again is safe.
+    async fn cast_router(&self, slot: &RouterSlot, msg: RouterMsg) -> Result<(), ServiceError> {
+        let deadline = tokio::time::Instant::now() + self.restart_wait;
+        let mut msg = msg;
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return Err(unavailable("the service is stopping"));
+            }
+            if let Some(router) = slot.actor.get() {
+                match router.cast(msg) {
+                    Ok(()) => return Ok(()),
+                    Err(MessagingErr::SendErr(back)) => msg = back,
+                    Err(_) => return Err(unavailable("the service is stopping")),
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(unavailable(format!(
+                    "the service actor of {} is restarting and did not come back within {} ms; retry shortly",
+                    slot.service,
+                    self.restart_wait.as_millis()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 
     /// The service directory.
@@ -224,12 +247,11 @@ impl ServiceHub {
                 });
             }
         }
-        let router =
-            self.routers
-                .get(&interaction.service)
-                .ok_or_else(|| ServiceError::NoProvider {
-                    service: interaction.service.to_string(),
-                })?;
+        let slot = self
+            .slot(&interaction.service)
+            .ok_or_else(|| ServiceError::NoProvider {
+                service: interaction.service.to_string(),
+            })?;
         let reliability = interaction.reliability;
         let routed = Routed {
             interaction: interaction.id.to_string(),
@@ -240,13 +262,12 @@ impl ServiceHub {
             body: request.body,
         };
         let (answer, rx) = oneshot::channel();
-        router
-            .cast(RouterMsg::Submit {
-                request: routed,
-                reliability,
-                answer,
-            })
-            .map_err(|_| unavailable("the service is stopping"))?;
+        let submit = RouterMsg::Submit {
+            request: routed,
+            reliability,
+            answer,
+        };
+        self.cast_router(slot, submit).await?;
         // The router answers by its last deadline; this bound only guards
         // against the service actor itself having gone.
         let bound = reliability
@@ -255,7 +276,9 @@ impl ServiceHub {
             .saturating_add(Duration::from_millis(self.config.tick_ms.saturating_mul(4)));
         match tokio::time::timeout(bound, rx).await {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(unavailable("the service stopped before answering")),
+            Ok(Err(_)) => Err(unavailable(
+                "the service actor failed or stopped before answering; the request may or may not have been carried out: check before retrying a change",
+            )),
             Err(_) => Err(ServiceError::Timeout {
                 service: interaction.service.to_string(),
                 timeout_ms: bound.as_millis() as u64,
@@ -274,24 +297,18 @@ impl ServiceHub {
             service: service.chars().take(64).collect(),
         })?;
         self.directory.may_provide(mailbox, &name)?;
-        let router = self
-            .routers
-            .get(&name)
+        let slot = self
+            .slot(&name)
             .ok_or_else(|| ServiceError::UnknownService {
                 service: name.to_string(),
             })?;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(unavailable("the service is stopping"));
+        }
         let id = self.next_provider.fetch_add(1, Ordering::Relaxed);
         let (tx, calls) = mpsc::channel(self.config.provider_queue);
-        let (reply, rx) = oneshot::channel();
-        router
-            .cast(RouterMsg::Register {
-                provider: id,
-                sink: ProviderSink::External(tx),
-                reply,
-            })
-            .map_err(|_| unavailable("the service is stopping"))?;
-        rx.await
-            .map_err(|_| unavailable("the service is stopping"))??;
+        // Held by the registry, so it outlives the service actor's restarts.
+        slot.register(id, ProviderSink::External(tx), self.config.max_providers)?;
         Ok(ProviderRegistration {
             id,
             service: name,
@@ -301,14 +318,15 @@ impl ServiceHub {
 
     /// A provider leaves (its connection ended).
     pub fn unregister_provider(&self, service: &ServiceName, id: ProviderId) {
-        if let Some(router) = self.routers.get(service) {
-            let _ = router.cast(RouterMsg::Unregister(id));
+        if let Some(slot) = self.slot(service) {
+            slot.unregister(id);
         }
     }
 
     /// Provider `provider`'s answer to `correlation`. An answer over
     /// `max_body_bytes` is refused to the provider and its caller gets
-    /// `SVC_BODY_TOO_LARGE`.
+    /// `SVC_BODY_TOO_LARGE`. An answer to a request no longer pending (late,
+    /// or held by a service actor that has since failed) is dropped.
     pub fn provider_reply(
         &self,
         service: &ServiceName,
@@ -325,9 +343,8 @@ impl ServiceHub {
             }
             _ => None,
         };
-        let router = self
-            .routers
-            .get(service)
+        let slot = self
+            .slot(service)
             .ok_or_else(|| ServiceError::UnknownService {
                 service: service.to_string(),
             })?;
@@ -335,13 +352,16 @@ impl ServiceHub {
             Some(e) => Err(e.clone()),
             None => result,
         };
-        router
-            .cast(RouterMsg::Complete {
+        // Only the router the request was placed with can take this answer:
+        // if it has failed, the answer is late, and dropped like any late
+        // answer (its replacement would drop it too).
+        if let Some(router) = slot.actor.get() {
+            let _ = router.cast(RouterMsg::Complete {
                 from: Some(provider),
                 correlation,
                 result,
-            })
-            .map_err(|_| unavailable("the service is stopping"))?;
+            });
+        }
         too_large.map_or(Ok(()), Err)
     }
 
@@ -350,6 +370,8 @@ impl ServiceHub {
     pub async fn carry(&self, upto: u64) -> Result<u64, String> {
         let (reply, rx) = oneshot::channel();
         self.reference
+            .get()
+            .ok_or_else(|| "the reference services are restarting".to_string())?
             .cast(ReferenceMsg::Carry { upto, reply })
             .map_err(|_| "the reference services are not running".to_string())?;
         rx.await
@@ -360,19 +382,37 @@ impl ServiceHub {
     pub async fn counts(&self) -> Result<(usize, usize, usize), ServiceError> {
         let (reply, rx) = oneshot::channel();
         self.reference
+            .get()
+            .ok_or_else(|| unavailable("the reference services are restarting"))?
             .cast(ReferenceMsg::Counts(reply))
             .map_err(|_| unavailable("stopped"))?;
         rx.await.map_err(|_| unavailable("stopped"))
     }
 
+    /// Takes no more requests or registrations and forgets the providers
+    /// (the node is stopping or has failed).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        for slot in &self.routers {
+            slot.clear();
+        }
+    }
+
     /// Stops every service actor (requests in progress get `SVC_UNAVAILABLE`).
     pub async fn stop(&self) {
-        for router in self.routers.values() {
-            router.stop(Some("shutdown".into()));
+        self.close();
+        for slot in &self.routers {
+            if let Some(router) = slot.actor.get() {
+                router.stop(Some("shutdown".into()));
+            }
         }
-        let _ = self
-            .reference
-            .stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10)))
-            .await;
+        if let Some(reference) = self.reference.get() {
+            let _ = reference
+                .stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10)))
+                .await;
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -12,6 +12,13 @@
 //!   (`SVC_UNAVAILABLE`) and changes nothing.
 //! - Compaction asks it to carry its records out of old segments; it
 //!   re-logs them (durably) before answering.
+//! - Its state is only ever a cache of the log: the actor is supervised
+//!   (the `ReferenceServices` child of the node supervisor), and if it
+//!   fails, its state is rebuilt from the log exactly as at start-up
+//!   ([`rebuild_reference`](super::supervised::rebuild_reference), after a
+//!   barrier makes everything it submitted durable). Every answered change
+//!   was durable before its answer, so none is lost; none is applied twice
+//!   because replay is "last record wins" per entity.
 
 use std::sync::Arc;
 
@@ -52,6 +59,12 @@ pub enum ReferenceMsg {
     },
     /// Counts of patients, summaries and prescriptions.
     Counts(oneshot::Sender<(usize, usize, usize)>),
+    /// Fault injection: panic.
+    #[cfg(any(test, feature = "fault-injection"))]
+    Panic,
+    /// Test hook: take no further message until `release` resolves.
+    #[cfg(test)]
+    Stall(oneshot::Receiver<()>),
 }
 
 /// The actor.
@@ -128,6 +141,14 @@ impl Actor for ReferenceActor {
             ReferenceMsg::Counts(reply) => {
                 let s = &state.services;
                 let _ = reply.send((s.pds.len(), s.scr.len(), s.eps.len()));
+            }
+            #[cfg(any(test, feature = "fault-injection"))]
+            ReferenceMsg::Panic => {
+                panic!("fault injection: reference services actor panics on request")
+            }
+            #[cfg(test)]
+            ReferenceMsg::Stall(release) => {
+                let _ = release.await;
             }
         }
         Ok(())

@@ -15,6 +15,22 @@
 //!   settings.
 //! - Every caller gets exactly one answer; a caller that went away is
 //!   simply not answered (its receiver is dropped).
+//! - The actor is supervised (`ServiceRouter` children of the node
+//!   supervisor) and holds nothing that must outlive it: its providers are
+//!   the hub's registry's, adopted when it starts ([`RouterMsg::Adopt`]),
+//!   and if it fails, the callers it held see their answer channels close
+//!   (`SVC_UNAVAILABLE` from the hub). Its replacement starts its
+//!   correlation ids past its predecessor's, so a provider's late answer to
+//!   an old request is dropped, never taken for a new one's. Duplicate
+//!   elimination memory is not kept across a restart (as across a node
+//!   restart); reference changes stay guarded by their own checks
+//!   (versions, prescription status).
+//! - The built-in provider is reached through the reference actor's slot,
+//!   not a fixed actor, so it survives that actor's restarts: while the
+//!   slot is empty a request for it is failed at once (`SVC_UNAVAILABLE`,
+//!   not carried out), and when the reference actor fails, the requests it
+//!   held are failed at once ([`RouterMsg::ReferenceLost`]: their outcome
+//!   is unknown, so they are neither retried nor remembered).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,6 +46,7 @@ use spine_core::time::Clock;
 use tokio::sync::{mpsc, oneshot};
 
 use super::reference_actor::ReferenceMsg;
+use super::supervised::ActorSlot;
 
 /// Where a caller's answer goes.
 pub type Answer = oneshot::Sender<Result<Bytes, ServiceError>>;
@@ -46,8 +63,8 @@ pub struct ProviderCall {
 /// How to reach a provider.
 #[derive(Debug, Clone)]
 pub enum ProviderSink {
-    /// The built-in reference actor.
-    Builtin(Builtin, ActorRef<ReferenceMsg>),
+    /// The built-in reference actor (whichever is in its slot).
+    Builtin(Builtin),
     /// An external system's connection.
     External(mpsc::Sender<ProviderCall>),
 }
@@ -74,21 +91,27 @@ pub enum RouterMsg {
         /// The answer.
         result: Result<Bytes, ServiceError>,
     },
-    /// A provider joins.
+    /// A provider joins (the hub has checked the limit).
     Register {
         /// Its id.
         provider: ProviderId,
         /// How to reach it.
         sink: ProviderSink,
-        /// Whether it was accepted.
-        reply: oneshot::Sender<Result<(), ServiceError>>,
     },
     /// A provider leaves.
     Unregister(ProviderId),
+    /// The registry's providers, as this actor starts (its first message).
+    Adopt(Vec<(ProviderId, ProviderSink)>),
+    /// The reference actor failed: fail the requests placed with the
+    /// built-in provider (answered once they have been).
+    ReferenceLost(oneshot::Sender<()>),
     /// Check deadlines.
     Tick,
     /// Requests pending and providers registered.
     Stats(oneshot::Sender<(usize, usize)>),
+    /// Fault injection: panic.
+    #[cfg(any(test, feature = "fault-injection"))]
+    Panic,
 }
 
 /// The actor.
@@ -106,6 +129,10 @@ pub struct RouterArgs {
     pub clock: Arc<dyn Clock>,
     /// Deadline check interval.
     pub tick: Duration,
+    /// Its first correlation id (past every earlier incarnation's).
+    pub first_correlation: Correlation,
+    /// Where the reference actor is (the built-in provider).
+    pub reference: Arc<ActorSlot<ReferenceMsg>>,
 }
 
 /// Its state.
@@ -113,6 +140,7 @@ pub struct RouterState {
     router: Router<Answer>,
     sinks: BTreeMap<ProviderId, ProviderSink>,
     clock: Arc<dyn Clock>,
+    reference: Arc<ActorSlot<ReferenceMsg>>,
     timer: tokio::task::JoinHandle<()>,
 }
 
@@ -146,9 +174,10 @@ impl Actor for RouterActor {
             }
         });
         Ok(RouterState {
-            router: Router::new(args.service, args.config),
+            router: Router::starting_at(args.service, args.config, args.first_correlation),
             sinks: BTreeMap::new(),
             clock: args.clock,
+            reference: args.reference,
             timer,
         })
     }
@@ -187,27 +216,33 @@ impl Actor for RouterActor {
             } => state
                 .router
                 .complete_from(provider, correlation, result, now),
-            RouterMsg::Register {
-                provider,
-                sink,
-                reply,
-            } => {
-                let result = state.router.register(provider);
-                if result.is_ok() {
-                    state.sinks.insert(provider, sink);
+            RouterMsg::Register { provider, sink } => {
+                state.register(provider, sink);
+                Vec::new()
+            }
+            RouterMsg::Adopt(providers) => {
+                for (provider, sink) in providers {
+                    state.register(provider, sink);
                 }
-                let _ = reply.send(result);
                 Vec::new()
             }
             RouterMsg::Unregister(provider) => {
                 state.sinks.remove(&provider);
                 state.router.unregister(provider, now)
             }
+            RouterMsg::ReferenceLost(done) => {
+                let actions = state.reference_lost();
+                state.perform(&myself, actions);
+                let _ = done.send(());
+                return Ok(());
+            }
             RouterMsg::Tick => state.router.tick(now),
             RouterMsg::Stats(reply) => {
                 let _ = reply.send((state.router.pending(), state.sinks.len()));
                 Vec::new()
             }
+            #[cfg(any(test, feature = "fault-injection"))]
+            RouterMsg::Panic => panic!("fault injection: service router panics on request"),
         };
         state.perform(&myself, actions);
         Ok(())
@@ -215,6 +250,42 @@ impl Actor for RouterActor {
 }
 
 impl RouterState {
+    /// Adds a provider. The hub's registry holds at most the router's
+    /// provider limit, so this is refused only if that invariant broke.
+    fn register(&mut self, provider: ProviderId, sink: ProviderSink) {
+        match self.router.register(provider) {
+            Ok(()) => {
+                self.sinks.insert(provider, sink);
+            }
+            Err(e) => {
+                tracing::error!(service = %self.router.service(), provider, %e, "provider not registered")
+            }
+        }
+    }
+
+    /// Fails every request placed with a built-in provider: the reference
+    /// actor that held it is gone, and may or may not have carried it out.
+    fn reference_lost(&mut self) -> Vec<Action<Answer>> {
+        let builtins: Vec<ProviderId> = self
+            .sinks
+            .iter()
+            .filter(|(_, sink)| matches!(sink, ProviderSink::Builtin(_)))
+            .map(|(id, _)| *id)
+            .collect();
+        let mut actions = Vec::new();
+        for provider in builtins {
+            for correlation in self.router.placed_with(provider) {
+                actions.extend(self.router.fail(
+                    correlation,
+                    ServiceError::Unavailable {
+                        why: "the reference services failed while serving this request, which may or may not have been carried out; they are restarting from the log: check before retrying a change".into(),
+                    },
+                ));
+            }
+        }
+        actions
+    }
+
     fn perform(&mut self, myself: &ActorRef<RouterMsg>, actions: Vec<Action<Answer>>) {
         let mut queue = actions;
         while !queue.is_empty() {
@@ -233,16 +304,26 @@ impl RouterState {
                     } => {
                         let now = self.clock.now();
                         match self.sinks.get(&provider) {
-                            Some(ProviderSink::Builtin(builtin, actor)) => {
-                                let sent = actor.cast(ReferenceMsg::Call {
-                                    builtin: *builtin,
-                                    correlation,
-                                    request,
-                                    reply_to: myself.clone(),
+                            Some(ProviderSink::Builtin(builtin)) => {
+                                let sent = self.reference.get().is_some_and(|actor| {
+                                    actor
+                                        .cast(ReferenceMsg::Call {
+                                            builtin: *builtin,
+                                            correlation,
+                                            request,
+                                            reply_to: myself.clone(),
+                                        })
+                                        .is_ok()
                                 });
-                                if sent.is_err() {
-                                    self.sinks.remove(&provider);
-                                    next.extend(self.router.unregister(provider, now));
+                                if !sent {
+                                    // Restarting: not carried out, and the
+                                    // provider stays registered.
+                                    next.extend(self.router.fail(
+                                        correlation,
+                                        ServiceError::Unavailable {
+                                            why: "the reference services are restarting; retry shortly".into(),
+                                        },
+                                    ));
                                 }
                             }
                             Some(ProviderSink::External(tx)) => {

@@ -1,12 +1,24 @@
-//! The node supervisor: starts the partition, expiry, service and WAL actors,
-//! restarts a failed one (one-for-one, with an intensity limit), and fails
-//! the node when a child fails too often.
+//! The node supervisor: starts the partition, expiry, mailbox service and
+//! WAL actors and the national services' actors (the reference services and
+//! one router per service), restarts a failed one (one-for-one, with an
+//! intensity limit per child), and fails the node when a child fails too
+//! often.
 //!
 //! Restarting a partition: its slot is emptied (callers wait, bounded), a
 //! barrier on the log makes everything it submitted durable, its state is
 //! rebuilt from the log, and a new actor takes the slot. Nothing acknowledged
 //! is lost because acknowledgements come only after durability, and nothing
 //! hangs because every caller's reply channel is dropped with the old actor.
+//!
+//! Restarting the reference services is the same: their slot is emptied
+//! (requests for them fail at once with `SVC_UNAVAILABLE`), every router
+//! fails the requests the old actor held, and after a barrier their state
+//! is rebuilt by replaying the log's service records, as at start-up.
+//! Restarting a service router starts a new one that adopts the service's
+//! provider registry (see [`crate::services::supervised`]).
+//!
+//! Every child is spawned from this actor's own handlers, so it is a known
+//! child before any failure of it can be handled.
 
 pub mod policy;
 
@@ -17,13 +29,15 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use spine_core::message::MessageStore;
+use spine_core::services::ReferenceServices;
 
 use crate::expiry::{ExpiryActor, ExpiryMsg};
+use crate::node::log_scan::after_barrier;
 use crate::node::shared::Shared;
-use crate::node::sink::LogSink;
 use crate::partition::rebuild::rebuild_partition;
 use crate::partition::{PartitionActor, PartitionArgs};
 use crate::service::{ServiceActor, ServiceMsg};
+use crate::services::supervised::rebuild_reference;
 use crate::wal_actor::{WalActor, WalMsg};
 use policy::{RestartPolicy, RestartTracker};
 
@@ -38,10 +52,21 @@ pub enum ChildKind {
     Service,
     /// The WAL maintenance actor.
     Wal,
+    /// The router actor of national service `n` (in directory order).
+    ServiceRouter(u32),
+    /// The reference services' actor (PDS, SCR, EPS).
+    ReferenceServices,
 }
 
 /// Every child kind's metric label.
-pub const CHILD_LABELS: &[&str] = &["partition", "expiry", "service", "wal"];
+pub const CHILD_LABELS: &[&str] = &[
+    "partition",
+    "expiry",
+    "service",
+    "wal",
+    "service_router",
+    "reference_services",
+];
 
 impl ChildKind {
     /// The metric label of this kind of child.
@@ -51,6 +76,8 @@ impl ChildKind {
             ChildKind::Expiry => "expiry",
             ChildKind::Service => "service",
             ChildKind::Wal => "wal",
+            ChildKind::ServiceRouter(_) => "service_router",
+            ChildKind::ReferenceServices => "reference_services",
         }
     }
 }
@@ -61,6 +88,8 @@ pub enum SupervisorMsg {
     /// A partition's state was rebuilt: start its actor (here, so it is a
     /// registered child before any failure of it can be handled).
     Rebuilt(u32, Box<MessageStore>),
+    /// The reference services' state was rebuilt: start their actor.
+    ReferenceRebuilt(Box<ReferenceServices>),
     /// A restart could not be completed: fail the node.
     Escalate(String),
     /// Who the service actor is now (for the handle).
@@ -81,6 +110,8 @@ pub struct SupervisorArgs {
     pub(crate) shared: Arc<Shared>,
     /// Recovered state, one store per partition.
     pub stores: Vec<MessageStore>,
+    /// The reference services' recovered state.
+    pub services: ReferenceServices,
 }
 
 /// Supervisor state.
@@ -136,6 +167,13 @@ impl Actor for NodeSupervisor {
         state.start_child(&myself, ChildKind::Expiry).await?;
         state.start_child(&myself, ChildKind::Service).await?;
         state.start_child(&myself, ChildKind::Wal).await?;
+        state.start_reference(&myself, args.services).await?;
+        let routers = shared.services.get().map_or(0, |hub| hub.router_count());
+        for index in 0..routers {
+            state
+                .start_child(&myself, ChildKind::ServiceRouter(index))
+                .await?;
+        }
         Ok(state)
     }
 
@@ -168,6 +206,20 @@ impl Actor for NodeSupervisor {
                     Err(e) => {
                         state.escalate(&myself, format!("cannot restart partition {index}: {e}"))
                     }
+                }
+            }
+            SupervisorMsg::ReferenceRebuilt(services) => {
+                if !state.shared.accepting.load(Ordering::Acquire) {
+                    return Ok(()); // stopping: nothing to serve
+                }
+                match state.start_reference(&myself, *services).await {
+                    Ok(()) => {
+                        tracing::info!("reference services rebuilt from the log and restarted")
+                    }
+                    Err(e) => state.escalate(
+                        &myself,
+                        format!("cannot restart the reference services: {e}"),
+                    ),
                 }
             }
             SupervisorMsg::GetService(reply) => {
@@ -214,19 +266,31 @@ impl Actor for NodeSupervisor {
             .allow(&state.policy, Instant::now());
         if allowed {
             metrics::counter!("spine_actor_restarts_total", "kind" => kind.label()).increment(1);
+            state.shared.count_restart(kind.label());
         }
         if !allowed {
+            let child = match kind {
+                ChildKind::ServiceRouter(i) => state
+                    .shared
+                    .services
+                    .get()
+                    .and_then(|hub| hub.router_name(i))
+                    .map_or_else(
+                        || kind.label().to_string(),
+                        |name| format!("{} of {name}", kind.label()),
+                    ),
+                _ => kind.label().to_string(),
+            };
             let why = format!(
-                "{} failed more than {} times within {:?}: {reason}",
-                kind.label(),
-                state.policy.max_restarts,
-                state.policy.window
+                "{child} failed more than {} times within {:?}: {reason}",
+                state.policy.max_restarts, state.policy.window
             );
             state.escalate(&myself, why);
             return Ok(());
         }
         match kind {
             ChildKind::Partition(index) => state.restart_partition(&myself, index),
+            ChildKind::ReferenceServices => state.restart_reference(&myself),
             other => {
                 if let Err(e) = state.start_child(&myself, other).await {
                     state.escalate(&myself, format!("cannot restart {}: {e}", other.label()));
@@ -263,12 +327,63 @@ impl SupervisorState {
                 self.wal = Some(actor.clone());
                 actor.get_cell()
             }
-            ChildKind::Partition(_) => {
-                return Err("partitions are restarted by restart_partition".into())
+            ChildKind::ServiceRouter(index) => {
+                let hub = self
+                    .shared
+                    .services
+                    .get()
+                    .ok_or("service routing is not set up")?;
+                hub.start_router(index, myself.get_cell()).await?
+            }
+            ChildKind::Partition(_) | ChildKind::ReferenceServices => {
+                return Err(
+                    "partitions and the reference services are restarted from the log".into(),
+                )
             }
         };
         self.children.insert(cell.get_id(), kind);
         Ok(())
+    }
+
+    async fn start_reference(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        services: ReferenceServices,
+    ) -> Result<(), ActorProcessingErr> {
+        let hub = self
+            .shared
+            .services
+            .get()
+            .ok_or("service routing is not set up")?;
+        let cell = hub.start_reference(services, myself.get_cell()).await?;
+        self.children
+            .insert(cell.get_id(), ChildKind::ReferenceServices);
+        Ok(())
+    }
+
+    fn restart_reference(&mut self, myself: &ActorRef<SupervisorMsg>) {
+        let shared = Arc::clone(&self.shared);
+        let Some(hub) = shared.services.get().cloned() else {
+            self.escalate(myself, "the reference services have no hub".into());
+            return;
+        };
+        hub.reference_failed();
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let wait = Duration::from_millis(shared.runtime.request_wait_ms);
+            hub.fail_reference_calls(wait).await;
+            let config = shared.runtime.services.reference();
+            let rebuilt = after_barrier(&shared, move |storage, end| {
+                rebuild_reference(storage, config, end)
+            })
+            .await;
+            let _ = me.cast(match rebuilt {
+                Ok(services) => SupervisorMsg::ReferenceRebuilt(Box::new(services)),
+                Err(e) => SupervisorMsg::Escalate(format!(
+                    "the reference services could not be rebuilt: {e}"
+                )),
+            });
+        });
     }
 
     fn restart_partition(&mut self, myself: &ActorRef<SupervisorMsg>, index: u32) {
@@ -299,21 +414,20 @@ impl SupervisorState {
         for ingress in &self.shared.ingress {
             while ingress.rx.try_recv().is_ok() {}
         }
+        if let Some(hub) = self.shared.services.get() {
+            hub.close();
+        }
         self.shared.failure.notify_waiters();
         myself.stop(Some(reason));
     }
 }
 
 async fn rebuild(shared: &Arc<Shared>, index: u32) -> Result<MessageStore, String> {
-    let LogSink::Durable(wal) = &shared.sink else {
-        return Err("memory-only nodes cannot rebuild a partition".into());
-    };
-    let end = wal.barrier().await.map_err(|e| e.to_string())?;
-    let storage = shared.storage.clone();
     let map = shared.map;
-    tokio::task::spawn_blocking(move || rebuild_partition(&storage, &map, index, end))
-        .await
-        .map_err(|e| e.to_string())?
+    after_barrier(shared, move |storage, end| {
+        rebuild_partition(storage, &map, index, end)
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -327,6 +441,8 @@ mod tests {
             ChildKind::Expiry,
             ChildKind::Service,
             ChildKind::Wal,
+            ChildKind::ServiceRouter(2),
+            ChildKind::ReferenceServices,
         ] {
             assert!(CHILD_LABELS.contains(&kind.label()), "{kind:?}");
         }

@@ -12,8 +12,13 @@
 //! - Every request is answered exactly once: by its provider's response,
 //!   or by an error once its attempts are used up (`SVC_TIMEOUT`,
 //!   `SVC_PROVIDER_LOST`) or when it cannot be placed (`SVC_NO_PROVIDER`,
-//!   `SVC_BUSY`). A response for a correlation id no longer pending (late,
+//!   `SVC_BUSY`), or by the error its owner gives when the provider holding
+//!   it failed ([`Router::fail`]: not retried, not remembered for duplicate
+//!   elimination). A response for a correlation id no longer pending (late,
 //!   or already answered) is dropped.
+//! - Correlation ids are never reused within a router, and a router that
+//!   replaces a failed one starts past its predecessor's ids
+//!   ([`Router::starting_at`]), so a late answer cannot be misattributed.
 //! - Bounded: at most `max_pending` requests in flight, `max_providers`
 //!   providers and `max_remembered` duplicate-elimination entries; a full
 //!   router refuses rather than queues.
@@ -151,12 +156,24 @@ pub struct Router<W> {
 impl<W> Router<W> {
     /// An empty router for `service`.
     pub fn new(service: ServiceName, config: RouterConfig) -> Router<W> {
+        Router::starting_at(service, config, 1)
+    }
+
+    /// An empty router whose correlation ids start at `first`. A service
+    /// actor that replaces a failed one starts past every id its
+    /// predecessor could have given out, so a provider's late answer to an
+    /// old request can never be taken for the answer to a new one.
+    pub fn starting_at(
+        service: ServiceName,
+        config: RouterConfig,
+        first: Correlation,
+    ) -> Router<W> {
         Router {
             service,
             config,
             providers: BTreeMap::new(),
             cursor: 0,
-            next_correlation: 1,
+            next_correlation: first,
             pending: BTreeMap::new(),
             deadlines: BTreeSet::new(),
             remembered: BTreeMap::new(),
@@ -220,6 +237,41 @@ impl<W> Router<W> {
             self.retry_or_fail(correlation, now, false, &mut actions);
         }
         actions
+    }
+
+    /// Requests currently placed with `provider`, by correlation id.
+    pub fn placed_with(&self, provider: ProviderId) -> Vec<Correlation> {
+        self.pending
+            .iter()
+            .filter(|(_, p)| p.provider == provider)
+            .map(|(c, _)| *c)
+            .collect()
+    }
+
+    /// Answers request `correlation` with `error` at once: no retry
+    /// elsewhere, and nothing remembered for duplicate elimination, so a
+    /// repeat of it is served afresh. For a request that was not carried
+    /// out, or whose outcome is unknown (its provider failed while holding
+    /// it), where only the caller can decide whether to ask again. Unknown
+    /// correlations are ignored.
+    pub fn fail(&mut self, correlation: Correlation, error: ServiceError) -> Vec<Action<W>> {
+        let Some(p) = self.pending.remove(&correlation) else {
+            return Vec::new();
+        };
+        self.deadlines.remove(&(p.deadline, correlation));
+        vec![self.answer_failed(p, error)]
+    }
+
+    /// Answers a request removed from `pending` with `error`, forgetting its
+    /// duplicate-elimination entry (a failed request may be tried again).
+    fn answer_failed(&mut self, p: Pending<W>, error: ServiceError) -> Action<W> {
+        if let Some(key) = &p.dedup {
+            self.remembered.remove(key);
+        }
+        Action::Respond {
+            waiters: p.waiters,
+            result: Err(error),
+        }
     }
 
     /// Routes a new request.
@@ -411,9 +463,6 @@ impl<W> Router<W> {
                 self.pending.insert(correlation, p);
             }
             None => {
-                if let Some(key) = &p.dedup {
-                    self.remembered.remove(key);
-                }
                 let service = self.service.to_string();
                 let error = if timed_out {
                     ServiceError::Timeout {
@@ -426,10 +475,7 @@ impl<W> Router<W> {
                 } else {
                     ServiceError::ProviderLost { service }
                 };
-                actions.push(Action::Respond {
-                    waiters: p.waiters,
-                    result: Err(error),
-                });
+                actions.push(self.answer_failed(p, error));
             }
         }
     }

@@ -748,7 +748,7 @@ proptest! {
     /// router ends empty once time has run out and providers have gone.
     #[test]
     fn every_request_is_answered_exactly_once(
-        events in proptest::collection::vec((0u8..6, 0u64..4, 0u64..30), 1..200),
+        events in proptest::collection::vec((0u8..7, 0u64..4, 0u64..30), 1..200),
         reliable in any::<bool>(),
     ) {
         let mut r = router();
@@ -779,6 +779,10 @@ proptest! {
                 4 => if !in_flight.is_empty() {
                     let c = in_flight.swap_remove(y as usize % in_flight.len());
                     take(r.complete(c, Ok(Bytes::new()), now), &mut in_flight);
+                },
+                // Provider x failed while holding requests: they are failed.
+                5 => for c in r.placed_with(x) {
+                    take(r.fail(c, ServiceError::Unavailable { why: "failed".into() }), &mut in_flight);
                 },
                 _ => { now = now.saturating_add(Duration::from_secs(y)); take(r.tick(now), &mut in_flight); }
             }
@@ -858,5 +862,70 @@ fn a_provider_can_only_answer_requests_placed_with_it() {
     assert_eq!(
         answers(r.complete_from(p, c, Ok(Bytes::new()), T0)).len(),
         1
+    );
+}
+
+#[test]
+fn failing_a_request_answers_it_once_and_forgets_it_for_duplicate_elimination() {
+    let mut r = router();
+    r.register(1).unwrap();
+    r.register(2).unwrap();
+    let rel = reliability(Pattern::AsyncReliable, 2);
+    let a = r.submit(routed(Some("m1")), rel, 1, T0);
+    let (p, c) = delivered(&a)[0];
+    // A duplicate joins the request in flight.
+    assert!(r.submit(routed(Some("m1")), rel, 2, T0).is_empty());
+    let other = if p == 1 { 2 } else { 1 };
+    assert!(r.placed_with(other).is_empty());
+    assert_eq!(r.placed_with(p), vec![c]);
+    let unavailable = || ServiceError::Unavailable {
+        why: "the provider failed".into(),
+    };
+    // Failed at once, both waiters, no retry elsewhere (although attempts
+    // and another provider remain).
+    let a = r.fail(c, unavailable());
+    assert!(delivered(&a).is_empty(), "not retried");
+    assert_eq!(
+        answers(a),
+        vec![
+            (1, Err("SVC_UNAVAILABLE".into())),
+            (2, Err("SVC_UNAVAILABLE".into()))
+        ]
+    );
+    assert_eq!(r.pending(), 0);
+    assert!(r.fail(c, unavailable()).is_empty(), "answered once");
+    assert!(
+        r.complete(c, Ok(Bytes::new()), T0).is_empty(),
+        "a late answer is dropped"
+    );
+    // Not remembered: the same message id is delivered afresh.
+    let again = r.submit(routed(Some("m1")), rel, 3, T0);
+    assert_eq!(delivered(&again).len(), 1);
+}
+
+#[test]
+fn a_router_starting_at_a_later_id_never_takes_an_old_answer_for_a_new_request() {
+    let mut old = router();
+    old.register(7).unwrap();
+    let a = old.submit(routed(None), reliability(Pattern::Synchronous, 0), 1, T0);
+    let (_, c_old) = delivered(&a)[0];
+    // The replacement (same provider re-adopted) starts past the old ids.
+    let mut new: Router<u32> = Router::starting_at(
+        ServiceName::parse("pds").unwrap(),
+        RouterConfig::default(),
+        1 << 40,
+    );
+    new.register(7).unwrap();
+    let a = new.submit(routed(None), reliability(Pattern::Synchronous, 0), 2, T0);
+    let (_, c_new) = delivered(&a)[0];
+    assert_ne!(c_old, c_new);
+    assert!(
+        new.complete_from(7, c_old, Ok(Bytes::from_static(b"stale")), T0)
+            .is_empty(),
+        "the provider's late answer to the old router's request is ignored"
+    );
+    assert_eq!(
+        answers(new.complete_from(7, c_new, Ok(Bytes::from_static(b"fresh")), T0)),
+        vec![(2, Ok(Bytes::from_static(b"fresh")))]
     );
 }
