@@ -60,7 +60,7 @@ impl Conn {
         }
     }
 
-    /// Registers this connection as a provider (TCP/TLS only).
+    /// Registers this connection as a provider.
     pub(crate) async fn register_provider(
         &self,
         service: String,
@@ -74,9 +74,7 @@ impl Conn {
     > {
         match self {
             Conn::Stream(c) => c.register_provider(service, queue).await,
-            Conn::Quic(_) => Err(ClientError::ConfigInvalid {
-                why: "provider registration needs a native:// or natives:// endpoint".into(),
-            }),
+            Conn::Quic(c) => c.register_provider(service, queue).await,
         }
     }
 

@@ -120,6 +120,7 @@ mod conn;
 mod endpoint;
 mod error;
 mod quic;
+mod quic_provider;
 mod service;
 mod stream;
 mod tls;

@@ -22,6 +22,13 @@
 //!   `UNSUBSCRIBED` and finishes. A client that drops a subscription just
 //!   finishes its send side and stops reading (STOP_SENDING): the server
 //!   treats the end of the stream as `UNSUBSCRIBE`.
+//! - A provider registration holds one bidirectional stream open in the
+//!   same way (`quic_provider`): the client writes `REGISTER_PROVIDER` and
+//!   keeps its send side open; the server answers `PROVIDER_REGISTERED`
+//!   on it, then sends `SERVICE_CALL` frames (id 0) on it. The client's
+//!   `PROVIDER_REPLY`s are ordinary requests on streams of their own. The
+//!   end of the registration stream, from either side, ends the
+//!   registration.
 //!
 //! Invariants and why:
 //! - At most `max_in_flight` request streams are open at once (a
@@ -182,7 +189,7 @@ fn handshake_error(config: &ClientConfig, e: quinn::ConnectionError) -> ClientEr
 
 /// The answer frames of one stream.
 #[derive(Debug)]
-struct FrameReader {
+pub(crate) struct FrameReader {
     recv: quinn::RecvStream,
     buf: BytesMut,
     decoder: ClientCodec,
@@ -190,7 +197,7 @@ struct FrameReader {
 
 impl FrameReader {
     /// The next frame, or `None` once the server has finished the stream.
-    async fn next(&mut self) -> Result<Option<(u64, Response)>, ClientError> {
+    pub(crate) async fn next(&mut self) -> Result<Option<(u64, Response)>, ClientError> {
         loop {
             match self.decoder.decode(&mut self.buf) {
                 Ok(Some(frame)) => return Ok(Some(frame)),
@@ -286,7 +293,7 @@ async fn single_answer(
 }
 
 /// The error for a stream that ended without (all of) its answer.
-fn ended(connection: &quinn::Connection) -> ClientError {
+pub(crate) fn ended(connection: &quinn::Connection) -> ClientError {
     match connection.close_reason() {
         Some(reason) => ClientError::lost(reason.to_string()),
         None => ClientError::protocol("the server finished the stream without answering"),
@@ -303,7 +310,7 @@ impl QuicConn {
         }
     }
 
-    async fn open(
+    pub(crate) async fn open(
         &self,
         request: &Request,
         finish: bool,
@@ -419,6 +426,11 @@ impl QuicConn {
 
     pub(crate) fn max_credit(&self) -> u32 {
         self.encoder.limits().max_credit
+    }
+
+    /// The QUIC connection.
+    pub(crate) fn connection(&self) -> &quinn::Connection {
+        &self.connection
     }
 
     pub(crate) fn is_closed(&self) -> bool {

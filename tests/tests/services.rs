@@ -1,6 +1,7 @@
 //! Black-box tests of Spine services: the real `spine serve` on loopback,
 //! reached through the `spine` CLI (`pds`, `scr`, `eps`, `request`,
-//! `provide`) and the `spine-client` library over TCP.
+//! `provide`) and the `spine-client` library over TCP (and a provider
+//! over QUIC).
 //!
 //! Every node runs on a fresh data directory with OS-assigned ports and
 //! metrics off; every wait is bounded (client requests by their timeouts,
@@ -622,4 +623,132 @@ async fn a_hung_provider_times_out_clearly_and_is_routed_around() -> anyhow::Res
     })
     .await?;
     tokio::task::block_in_place(|| node.stop())
+}
+
+/// A node with development certificates (`spine certs dev`): TLS on the
+/// native port, and QUIC.
+struct TlsNode {
+    spine: Spine,
+    _data: tempfile::TempDir,
+    certs: tempfile::TempDir,
+    natives: String,
+    quic: String,
+}
+
+fn serve_tls() -> anyhow::Result<TlsNode> {
+    let data = tempfile::tempdir()?;
+    let certs = tempfile::tempdir()?;
+    let path = |p: &Path| p.to_str().map(str::to_owned).context("UTF-8 path");
+    let made = run(&["certs", "dev", &path(certs.path())?])?;
+    ensure!(made.code() == 0, "spine certs dev: {}", made.stderr);
+    let (cert, key) = (
+        path(&certs.path().join("server.pem"))?,
+        path(&certs.path().join("server-key.pem"))?,
+    );
+    let mut spine = Spine::start(&[
+        "serve",
+        "--data-dir",
+        &path(data.path())?,
+        "--log-format",
+        "json",
+        "--metrics-enabled",
+        "false",
+        "--native-listen",
+        "127.0.0.1:0",
+        "--quic-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+    ])?;
+    let line = spine.wait_for_log("listen addresses")?;
+    spine.wait_for_log("ready; send SIGINT or SIGTERM to stop")?;
+    let logged: Value = serde_json::from_str(&line)?;
+    let addr = |key: &str, scheme: &str| {
+        logged[key]
+            .as_str()
+            .and_then(|s| s.strip_prefix(scheme))
+            .map(str::to_owned)
+            .with_context(|| format!("{key} address logged: {line}"))
+    };
+    let natives = format!("natives://{}", addr("native", "tls://")?);
+    let quic = format!("quic://{}", addr("quic", "quic://")?);
+    Ok(TlsNode {
+        spine,
+        _data: data,
+        certs,
+        natives,
+        quic,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_registered_over_quic_serves_and_leaves_with_its_stream() -> anyhow::Result<()> {
+    let TlsNode {
+        spine,
+        _data,
+        certs,
+        natives,
+        quic,
+    } = tokio::task::block_in_place(serve_tls)?;
+    let connect = |url: String, mailbox: &'static str| {
+        let ca = certs.path().join("ca.pem");
+        async move {
+            let mut config =
+                ClientConfig::new(Endpoint::parse(&url)?, MailboxId::parse(mailbox)?, PASSWORD);
+            config.tls.ca_file = Some(ca);
+            config.request_timeout = Duration::from_secs(30);
+            anyhow::Ok(Client::connect(config).await?)
+        }
+    };
+    bounded(async {
+        let provider = connect(quic.clone(), "X26ABC3").await?;
+        let mut calls = provider.register_provider("ers", 16).await?;
+        // The provider answers every call it is given, over QUIC.
+        let answering = tokio::spawn(async move {
+            let mut answered = 0u32;
+            while answered < 3 {
+                let Some(call) = calls.next().await else {
+                    break;
+                };
+                let body = Bytes::from(json!({"via": "quic", "echo": call.body.len()}).to_string());
+                calls.reply(call.correlation, Ok(body)).await?;
+                answered += 1;
+            }
+            // Dropping the calls ends the registration stream.
+            drop(calls);
+            anyhow::Ok(answered)
+        });
+        // Callers over TLS and over QUIC both reach it.
+        let gp_tls = connect(natives.clone(), "X26ABC1").await?;
+        let gp_quic = connect(quic.clone(), "X26ABC1").await?;
+        for (n, gp) in [&gp_tls, &gp_quic, &gp_tls].into_iter().enumerate() {
+            let answer = referral(gp, n).await?;
+            ensure!(
+                answer["via"] == "quic",
+                "answered by the QUIC provider: {answer}"
+            );
+        }
+        ensure!(answering.await?? == 3, "three calls answered");
+        // Its stream has ended, so it is no longer a provider (bounded wait
+        // for the node to see the stream end).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match referral(&gp_tls, 9).await {
+                Err(e) if fault_code(&e) == Some("SVC_NO_PROVIDER") => break,
+                other if Instant::now() > deadline => {
+                    bail!("still routed to a provider that left: {other:?}")
+                }
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        drop(provider);
+        Ok(())
+    })
+    .await?;
+    spine.signal("TERM")?;
+    let out = tokio::task::block_in_place(|| spine.wait())?;
+    ensure!(out.code() == 0, "clean stop: {}", out.stderr);
+    Ok(())
 }
