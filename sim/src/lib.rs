@@ -7,6 +7,8 @@
 //!   virtual clock (deterministic mode), or over the network (live mode).
 //! - [`checker`] holds the invariants; [`eventlog`] hashes what happened;
 //!   [`report`] writes report.json, report.md and the charts.
+//! - [`jsonl`] and [`services`] write a scenario's mailbox and service
+//!   directories for a live node (`spine-sim directory`).
 //!
 //! Invariant: the same scenario and seed give the same event log, hence the
 //! same `event_log_hash`, on any machine (tests check it through the
@@ -22,3 +24,4 @@ pub mod plan;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod services;

@@ -30,7 +30,9 @@ enum Command {
     /// platform for a target rate.
     Plan(spine_sim::plan::PlanArgs),
     /// Write a scenario's mailboxes and workflows as mesh-sandbox JSONL
-    /// files, for `spine serve --mailboxes … --workflows …` before a live run.
+    /// files and its service directory as TOML (every organisation
+    /// accredited for PDS), for `spine serve --mailboxes … --workflows …
+    /// --services-directory …` before a live run.
     Directory(DirectoryArgs),
 }
 
@@ -42,7 +44,7 @@ struct DirectoryArgs {
     /// The seed the live run will use (passwords depend on it).
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Where to write mailboxes.jsonl and workflows.jsonl.
+    /// Where to write mailboxes.jsonl, workflows.jsonl and services.toml.
     #[arg(long)]
     out: std::path::PathBuf,
 }
@@ -90,18 +92,30 @@ fn main() -> ExitCode {
                 }
             };
             let population = spine_sim::model::population(&scenario, args.seed);
-            match spine_sim::jsonl::write(&population, &args.out) {
-                Ok(()) => {
+            let written = spine_sim::jsonl::write(&population, &args.out)
+                .map_err(anyhow::Error::from)
+                .and_then(|()| spine_sim::services::write(&population, &args.out));
+            match written {
+                Ok(services) => {
+                    let dir = args.out.display();
                     println!(
-                        "wrote {} mailboxes to {}",
-                        population.mailboxes.len(),
-                        args.out.display()
+                        "wrote {} mailboxes and their organisations' PDS accreditation to {dir}",
+                        population.mailboxes.len()
+                    );
+                    println!(
+                        "start the node with: spine serve --mailboxes {dir}/mailboxes.jsonl \
+                         --workflows {dir}/workflows.jsonl --services-directory {}",
+                        services.display()
+                    );
+                    println!(
+                        "(or `[services] directory = \"{}\"` in its config file, or SPINE_SERVICES_DIRECTORY)",
+                        services.display()
                     );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
                     eprintln!(
-                        "spine-sim: error [SIM_DIRECTORY_WRITE]: cannot write into {}: {e}",
+                        "spine-sim: error [SIM_DIRECTORY_WRITE]: cannot write into {}: {e:#}",
                         args.out.display()
                     );
                     ExitCode::from(3)
@@ -145,6 +159,15 @@ fn main() -> ExitCode {
                     o.totals.reports,
                     o.totals.refused_total()
                 );
+                let svc = &o.totals.services;
+                if svc.issued > 0 {
+                    println!(
+                        "service requests {}: answered {}, failed {}",
+                        svc.issued,
+                        svc.ok,
+                        svc.failed_total()
+                    );
+                }
                 println!("event_log_hash {}", o.event_log_hash);
                 for inv in &o.invariants {
                     let mark = if inv.ok { "PASS" } else { "FAIL" };

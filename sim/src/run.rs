@@ -1,6 +1,7 @@
 //! `spine-sim run`: load a scenario, build its world from the seed, drive
 //! it (deterministic or live), write the reports.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -106,6 +107,9 @@ impl Observe for Sink {
     fn report_received(&mut self, at: Timestamp) {
         self.recorder.report_received(at);
     }
+    fn service_requests(&mut self, at: Timestamp, ok: u64, failed: &BTreeMap<String, u64>) {
+        self.recorder.service_requests(at, ok, failed);
+    }
     fn queue_depth(&mut self, at: Timestamp, deepest: usize, wal: usize) {
         self.recorder.queue_depth(at, deepest, wal);
     }
@@ -182,6 +186,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Finished> {
                 seed: args.seed,
                 start: scenario.start,
                 drain: Duration::from_secs(args.drain_secs),
+                service_requests_per_send: scenario.node.service_requests_per_send,
             };
             live::run(&config, &population, schedule, &mut sink).await?
         }
@@ -210,6 +215,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Finished> {
             lost: result.lost,
             misdelivered: result.misdelivered,
             out_of_order: result.out_of_order,
+            services: sink.recorder.service_totals(),
         },
         invariants: result
             .verdicts

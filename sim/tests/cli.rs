@@ -159,8 +159,10 @@ fn plan_measures_this_machine_and_writes_its_conclusion() {
 }
 
 /// Live mode: the same kind of scenario against a real `spine serve` over
-/// the native protocol (its directory is the scenario's, loaded from JSONL
-/// files the test writes), with the invariants checked from the outside.
+/// the native protocol (its mailbox directory is the scenario's, loaded
+/// from the JSONL files `spine-sim directory` writes, and its service
+/// directory the `services.toml` written beside them), with the invariants
+/// checked from the outside and every sender's PDS look-ups answered.
 #[test]
 fn live_mode_drives_a_running_node_over_the_network() {
     let tmp = tempfile::tempdir().unwrap();
@@ -184,6 +186,12 @@ fn live_mode_drives_a_running_node_over_the_network() {
     let path = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
     let data = path("data");
     let (mb, wf) = (path("mailboxes.jsonl"), path("workflows.jsonl"));
+    let services = path("services.toml");
+    let told = String::from_utf8_lossy(&written.stdout);
+    assert!(
+        told.contains(&format!("--services-directory {services}")),
+        "{told}"
+    );
     let mut node = spine_tests::Spine::start(&[
         "serve",
         "--data-dir",
@@ -200,6 +208,8 @@ fn live_mode_drives_a_running_node_over_the_network() {
         &mb,
         "--workflows",
         &wf,
+        "--services-directory",
+        &services,
         "--hash-iterations",
         "1",
     ])
@@ -243,4 +253,20 @@ fn live_mode_drives_a_running_node_over_the_network() {
         "every message collected: {totals}"
     );
     assert_eq!(totals["lost"], 0);
+    // Two look-ups per acknowledged send, all answered by the node that
+    // accredits the population.
+    let services = &totals["services"];
+    let sent = totals["sent"].as_u64().unwrap();
+    assert_eq!(services["issued"].as_u64(), Some(2 * sent), "{services}");
+    assert_eq!(services["ok"], services["issued"], "{services}");
+    assert_eq!(services["failed"], serde_json::json!({}), "{services}");
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("## Service requests"), "{md}");
+    assert!(
+        stdout.contains(&format!(
+            "service requests {}: answered {0}, failed 0",
+            2 * sent
+        )),
+        "{stdout}"
+    );
 }

@@ -15,6 +15,10 @@
 //! - Every acknowledged send goes to the checker before anything else can
 //!   happen to it; at the end every uncollected one is looked up in the
 //!   node, so a lost message cannot go unnoticed.
+//! - With `service_requests_per_send`, an acknowledged send is followed,
+//!   before the next event, by its sender's PDS look-ups (`lookups`), each
+//!   awaited: one `service` log line per send, counted in the report; a
+//!   failed look-up is reported, not an invariant violation.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -30,6 +34,7 @@ use spine_core::message::{MessageStatus, SendHeader};
 use spine_core::time::{ManualClock, Timestamp};
 use spine_core::ErrorCode;
 
+use super::lookups::{self, LookUps, Tally};
 use super::net_faults::Network;
 use super::node::SimNode;
 use super::{rss_bytes, DriverConfig, Observe, RunResult};
@@ -50,10 +55,6 @@ enum FollowUp {
     EndStall,
     OperatorRestart,
 }
-
-/// Seeded PDS patients the simulated look-ups spread over (the node's
-/// default seeds 1,000).
-const PATIENTS: usize = 1_000;
 
 #[derive(Debug, Clone)]
 struct Sent {
@@ -81,9 +82,9 @@ struct Run<'a, O: Observe> {
     reported: BTreeSet<MessageId>,
     refused: BTreeMap<String, u64>,
     scenario_events: u64,
-    /// Bodies of the PDS look-ups senders make (`service_requests_per_send`
-    /// per message), one per seeded patient.
-    patients: Vec<bytes::Bytes>,
+    /// The PDS look-ups senders make (`service_requests_per_send` per
+    /// message).
+    lookups: LookUps,
 }
 
 /// Runs `events` against an in-process node. The run itself failing (the
@@ -121,13 +122,7 @@ pub async fn run<O: Observe>(
         reported: BTreeSet::new(),
         refused: BTreeMap::new(),
         scenario_events: 0,
-        patients: if config.service_requests_per_send > 0 {
-            spine_core::services::pds::synthetic_numbers(PATIENTS)
-                .map(|n| bytes::Bytes::from(format!(r#"{{"nhs_number":"{n}"}}"#)))
-                .collect()
-        } else {
-            Vec::new()
-        },
+        lookups: LookUps::new(config.service_requests_per_send),
     };
     if let Some(first) = population.mailboxes.first() {
         run.network =
@@ -275,38 +270,33 @@ impl<O: Observe> Run<'_, O> {
     }
 
     /// The sender's PDS look-ups that go with one message (Spine's service
-    /// traffic mixed with MESH's), logged as one line with their outcomes.
-    /// Patients are chosen from the event's sequence number, so the line is
-    /// the same on every run of the seed.
+    /// traffic mixed with MESH's), logged as one line with their outcomes
+    /// and reported; see `lookups` for what is asked and why.
     async fn look_up(&mut self, at: Timestamp, seq: u64, from: &MailboxId) {
-        let n = u64::from(self.config.service_requests_per_send);
-        if n == 0 || self.patients.is_empty() {
+        if !self.lookups.enabled() {
             return;
         }
-        let mut ok = 0u64;
-        let mut failed: BTreeMap<String, u64> = BTreeMap::new();
-        for j in 0..n {
-            let index = (seq.wrapping_mul(n).wrapping_add(j) % self.patients.len() as u64) as usize;
-            let body = self.patients.get(index).cloned().unwrap_or_default();
+        let mut tally = Tally::default();
+        let bodies: Vec<bytes::Bytes> = self.lookups.bodies(seq).collect();
+        for body in bodies {
             let request = spine_actors::services::ServiceRequest {
-                service: "pds".into(),
-                interaction: "get".into(),
+                service: lookups::SERVICE.into(),
+                interaction: lookups::INTERACTION.into(),
                 asid: None,
                 message_id: None,
                 body,
             };
-            match self.handle().request(from, request).await {
-                Ok(_) => ok += 1,
-                Err(e) => *failed.entry(e.code().to_string()).or_insert(0) += 1,
-            }
+            let outcome = self.handle().request(from, request).await;
+            tally.add(outcome.as_ref().map(|_| ()).map_err(|e| e.code()));
         }
-        let failures: String = failed.iter().map(|(c, k)| format!(" {c}={k}")).collect();
         log_event!(
             self.log,
             at,
             "service",
-            "#{seq} {from} pds get x{n} ok={ok}{failures}"
+            "#{seq} {from} {}",
+            tally.describe()
         );
+        self.observer.service_requests(at, tally.ok, &tally.failed);
     }
 
     fn refuse(&mut self, at: Timestamp, seq: u64, code: &str) {

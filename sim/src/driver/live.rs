@@ -12,6 +12,13 @@
 //!   the checker, so the invariants see a single consistent history. Sends
 //!   overlap, so order is checked only between a message acknowledged
 //!   before another was issued (`Checker::accepted_between`).
+//! - With `service_requests_per_send = N`, the task that sent a message,
+//!   once it is acknowledged, makes its sender's N PDS look-ups (`lookups`:
+//!   the same patients as the deterministic driver) one after another on
+//!   the sender's client, still holding its place in the window: look-ups
+//!   are bounded by `concurrency` like everything else, and their outcomes
+//!   (one per send, counted by code) come through the same channel. A
+//!   failed look-up is reported, not an invariant violation.
 //! - Clients are kept per mailbox, at most `max_clients` at once (the least
 //!   recently used is closed), so 26,000 mailboxes do not mean 26,000
 //!   connections.
@@ -29,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use spine_client::{Client, ClientConfig, Endpoint, TlsOptions};
+use spine_client::{Client, ClientConfig, ClientError, Endpoint, RequestOptions, TlsOptions};
 use spine_core::envelope::MessageType;
 use spine_core::ids::{MailboxId, MessageId};
 use spine_core::message::{MessageStatus, SendHeader};
@@ -37,6 +44,7 @@ use spine_core::time::Timestamp;
 use spine_core::ErrorCode;
 use tokio::sync::{mpsc, Semaphore};
 
+use super::lookups::{self, LookUps, Tally};
 use super::{Observe, RunResult};
 use crate::checker::{Checker, Final};
 use crate::content;
@@ -63,6 +71,8 @@ pub struct LiveConfig {
     pub start: Timestamp,
     /// How long to keep collecting after the last event.
     pub drain: Duration,
+    /// PDS look-ups each sender makes per acknowledged send (0: none).
+    pub service_requests_per_send: u32,
 }
 
 /// What each acknowledged send was (content seed, bytes, chunks), for
@@ -96,6 +106,11 @@ enum Outcome {
     },
     Failed {
         what: String,
+        at: Timestamp,
+    },
+    LookedUp {
+        from: MailboxId,
+        tally: Tally,
         at: Timestamp,
     },
 }
@@ -176,6 +191,30 @@ async fn collect(
         .await
         .map_err(|e| e.code().to_string())?;
     Ok((ok, report))
+}
+
+/// The sender's look-ups after its send of event `seq`, one after another.
+/// A fault the service answered is counted under the fault's own code (as
+/// the deterministic driver would count it), any other error under the
+/// client's code.
+async fn look_up(client: &Client, lookups: &LookUps, seq: u64) -> Tally {
+    let mut tally = Tally::default();
+    for body in lookups.bodies(seq) {
+        let outcome = client
+            .request(
+                lookups::SERVICE,
+                lookups::INTERACTION,
+                body,
+                RequestOptions::default(),
+            )
+            .await;
+        match &outcome {
+            Ok(_) => tally.add(Ok(())),
+            Err(ClientError::Service(fault)) => tally.add(Err(&fault.code)),
+            Err(e) => tally.add(Err(e.code())),
+        }
+    }
+    tally
 }
 
 /// Lists `mailbox`'s inbox once and collects what it finds, reporting
@@ -269,6 +308,7 @@ pub async fn run<O: Observe>(
     let (tx, mut rx) = mpsc::channel::<Outcome>(config.concurrency.max(1) * 4);
     let window = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let specs: Specs = Arc::default();
+    let lookups = Arc::new(LookUps::new(config.service_requests_per_send));
     let polling: Arc<std::sync::Mutex<BTreeSet<MailboxId>>> = Arc::default();
     let mut checker = Checker::new();
     let mut log = EventLog::new();
@@ -378,6 +418,10 @@ pub async fn run<O: Observe>(
                 observer.report_received(at);
             }
             Outcome::Failed { what, at } => log_event!(log, at, "failed", "{what}"),
+            Outcome::LookedUp { from, tally, at } => {
+                log_event!(log, at, "service", "{from} {}", tally.describe());
+                observer.service_requests(at, tally.ok, &tally.failed);
+            }
         }
     };
 
@@ -424,6 +468,8 @@ pub async fn run<O: Observe>(
                 let issued = checker.tick();
                 let tx = tx.clone();
                 let specs = Arc::clone(&specs);
+                let lookups = Arc::clone(&lookups);
+                let seq = event.seq;
                 tokio::spawn(async move {
                     let _permit = permit;
                     let started = Instant::now();
@@ -451,6 +497,8 @@ pub async fn run<O: Observe>(
                         }
                     }
                     let wall = started.elapsed();
+                    let acknowledged = result.is_ok();
+                    let from = spec.from.clone();
                     let _ = tx
                         .send(Outcome::Sent {
                             spec,
@@ -460,6 +508,10 @@ pub async fn run<O: Observe>(
                             at,
                         })
                         .await;
+                    if acknowledged && lookups.enabled() {
+                        let tally = look_up(&client, &lookups, seq).await;
+                        let _ = tx.send(Outcome::LookedUp { from, tally, at }).await;
+                    }
                 });
             }
             Action::Poll { mailbox } => {

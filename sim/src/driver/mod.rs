@@ -8,13 +8,18 @@
 //! - `live`: the same events over the network against a running node.
 //!
 //! Both report through [`Observe`] and check invariants with
-//! [`Checker`](crate::checker::Checker).
+//! [`Checker`](crate::checker::Checker). With `[node]
+//! service_requests_per_send = N` both follow every acknowledged send with
+//! N PDS look-ups by its sender (`lookups`), reported through
+//! [`Observe::service_requests`]; their failures are counted, not judged.
 
 pub mod deterministic;
 pub mod live;
+mod lookups;
 mod net_faults;
 mod node;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use spine_core::time::Timestamp;
@@ -33,6 +38,9 @@ pub trait Observe {
     fn expired(&mut self, at: Timestamp, n: u64);
     /// A non-delivery report was collected.
     fn report_received(&mut self, at: Timestamp);
+    /// A sender's national-service requests after its send at `at`: `ok`
+    /// answered, `failed` not (failed or refused), by stable error code.
+    fn service_requests(&mut self, at: Timestamp, ok: u64, failed: &BTreeMap<String, u64>);
     /// Queue depths sampled.
     fn queue_depth(&mut self, at: Timestamp, deepest_partition: usize, wal_in_flight: usize);
     /// Log totals sampled (cumulative).
@@ -97,7 +105,7 @@ pub struct RunResult {
     /// Sends acknowledged.
     pub accepted: u64,
     /// Sends refused, by code.
-    pub refused: std::collections::BTreeMap<String, u64>,
+    pub refused: BTreeMap<String, u64>,
     /// Data messages collected.
     pub delivered: u64,
     /// Messages that expired.
@@ -134,5 +142,7 @@ pub fn rss_bytes() -> u64 {
         .map_or(0, |kib| kib * 1024)
 }
 
+#[cfg(test)]
+mod live_tests;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,9 @@
 //! Starting and restarting the simulated node: one data directory, the
 //! virtual clock, and randomness derived from the seed and the restart
-//! count (so a restart is as reproducible as the first start).
+//! count (so a restart is as reproducible as the first start). Its service
+//! directory accredits every organisation of the population for PDS
+//! ([`crate::services::directory`], the same one `spine-sim directory`
+//! writes for a live node).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,7 +58,10 @@ impl SimNode {
             compaction_check_ms: 3_600_000,
             max_restarts: 1000,
             restart_window_secs: 1,
-            service_directory: Some(Arc::new(accredit_population(&directory)?)),
+            // Every organisation of the population may look patients up.
+            service_directory: Some(Arc::new(crate::services::directory(
+                directory.mailboxes().map(|m| m.ods_code.clone()),
+            )?)),
             ..RuntimeConfig::default()
         };
         let mut node = SimNode {
@@ -133,37 +139,4 @@ async fn start(
     } else {
         Ok(Node::start_in_memory(storage.clone(), parts).await?)
     }
-}
-
-/// The demo service directory with one accredited system per organisation
-/// of the population (ASIDs `3` followed by the organisation's index),
-/// accredited for every PDS interaction, so the simulated senders may look
-/// patients up.
-fn accredit_population(
-    directory: &Directory,
-) -> anyhow::Result<spine_core::services::ServiceDirectory> {
-    use spine_core::services::{AccreditedSystem, Asid, ServiceDirectory};
-    let demo = ServiceDirectory::demo()?;
-    let pds: std::collections::BTreeSet<_> = demo
-        .interactions()
-        .filter(|i| i.service.as_str() == "pds")
-        .map(|i| i.id.clone())
-        .collect();
-    let organisations: std::collections::BTreeSet<_> =
-        directory.mailboxes().map(|m| m.ods_code.clone()).collect();
-    let mut systems: Vec<AccreditedSystem> = demo.systems().cloned().collect();
-    for (i, ods) in organisations.into_iter().enumerate() {
-        systems.push(AccreditedSystem {
-            asid: Asid::parse(&format!("3{i:011}")).map_err(anyhow::Error::msg)?,
-            party_key: format!("{ods}-SIM"),
-            ods_code: ods,
-            interactions: pds.clone(),
-        });
-    }
-    ServiceDirectory::new(
-        demo.services().cloned(),
-        demo.interactions().cloned(),
-        systems,
-    )
-    .map_err(anyhow::Error::msg)
 }

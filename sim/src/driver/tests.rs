@@ -1,8 +1,9 @@
 //! The deterministic driver on a small hand-written world: every kind of
 //! event and fault, twice with the same seed (same hash), once with
-//! another (different hash), and every invariant holding.
+//! another (different hash), and every invariant holding; and the PDS
+//! look-ups that follow sends (`service_requests_per_send`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use spine_core::directory::{Credential, Directory, Mailbox, Workflow};
@@ -15,13 +16,19 @@ use super::{DriverConfig, Observe, RunResult, Storage};
 use crate::model::{
     Action, ConsumerMode, Fault, Population, SendSpec, SimEvent, SimMailbox, SimWorkflow,
 };
+use crate::report::Recorder;
 
 #[derive(Default)]
-struct Count {
+pub(super) struct Count {
     accepted: u64,
     refused: u64,
     delivered: u64,
     faults: Vec<String>,
+    /// (answered, failed by code), summed over the run.
+    pub(super) service_ok: u64,
+    pub(super) service_failed: BTreeMap<String, u64>,
+    /// Calls of `service_requests`: one per acknowledged send.
+    pub(super) service_batches: u64,
 }
 
 impl Observe for Count {
@@ -36,6 +43,13 @@ impl Observe for Count {
     }
     fn expired(&mut self, _: Timestamp, _: u64) {}
     fn report_received(&mut self, _: Timestamp) {}
+    fn service_requests(&mut self, _: Timestamp, ok: u64, failed: &BTreeMap<String, u64>) {
+        self.service_ok += ok;
+        self.service_batches += 1;
+        for (code, n) in failed {
+            *self.service_failed.entry(code.clone()).or_insert(0) += n;
+        }
+    }
     fn queue_depth(&mut self, _: Timestamp, _: usize, _: usize) {}
     fn wal(&mut self, _: Timestamp, _: u64, _: u64) {}
     fn memory(&mut self, _: Timestamp, _: u64) {}
@@ -45,11 +59,66 @@ impl Observe for Count {
     fn progress(&mut self, _: u64, _: Timestamp) {}
 }
 
-fn mb(s: &str) -> MailboxId {
+/// The test's counts and the report's recorder, fed together.
+pub(super) struct Both<'a> {
+    pub(super) count: &'a mut Count,
+    pub(super) recorder: &'a mut Recorder,
+}
+
+impl Observe for Both<'_> {
+    fn send_accepted(&mut self, at: Timestamp, wall: Duration, bytes: u64) {
+        self.count.send_accepted(at, wall, bytes);
+        self.recorder.send_accepted(at, wall, bytes);
+    }
+    fn send_refused(&mut self, at: Timestamp, code: &str) {
+        self.count.send_refused(at, code);
+        self.recorder.send_refused(at, code);
+    }
+    fn delivered(&mut self, at: Timestamp, end_to_end: Duration) {
+        self.count.delivered(at, end_to_end);
+    }
+    fn expired(&mut self, _: Timestamp, _: u64) {}
+    fn report_received(&mut self, _: Timestamp) {}
+    fn service_requests(&mut self, at: Timestamp, ok: u64, failed: &BTreeMap<String, u64>) {
+        self.count.service_requests(at, ok, failed);
+        self.recorder.service_requests(at, ok, failed);
+    }
+    fn queue_depth(&mut self, _: Timestamp, _: usize, _: usize) {}
+    fn wal(&mut self, _: Timestamp, _: u64, _: u64) {}
+    fn memory(&mut self, _: Timestamp, _: u64) {}
+    fn fault(&mut self, _: Timestamp, _: &str) {}
+    fn progress(&mut self, _: u64, _: Timestamp) {}
+}
+
+/// `per_send` look-ups after each of `sends` sends, every one answered,
+/// as the driver told the observer and as the recorder counted them.
+pub(super) fn assert_all_answered(count: &Count, recorder: &Recorder, sends: u64, per_send: u64) {
+    assert_eq!(count.service_batches, sends, "one batch per send");
+    assert!(
+        count.service_failed.is_empty(),
+        "{:?}",
+        count.service_failed
+    );
+    assert_eq!(count.service_ok, per_send * sends);
+    let totals = recorder.service_totals();
+    assert_eq!(
+        (totals.issued, totals.ok, totals.failed_total()),
+        (per_send * sends, per_send * sends, 0),
+        "{totals:?}"
+    );
+}
+
+pub(super) fn mb(s: &str) -> MailboxId {
     MailboxId::parse(s).unwrap()
 }
 
 fn world() -> (Population, Directory) {
+    world_of("X26")
+}
+
+/// Three mailboxes (a poller, a push consumer, an absent one) of
+/// organisation `ods`, all allowed to send `SIM_WF` to each other.
+pub(super) fn world_of(ods: &str) -> (Population, Directory) {
     let modes = [
         (
             "POLLER1",
@@ -65,7 +134,7 @@ fn world() -> (Population, Directory) {
         .iter()
         .map(|(id, consumer)| SimMailbox {
             id: mb(id),
-            ods: OdsCode::parse("X26").unwrap(),
+            ods: OdsCode::parse(ods).unwrap(),
             password: "pw".to_string(),
             hub: false,
             consumer: *consumer,
@@ -173,9 +242,8 @@ fn events(seed: u64) -> Vec<SimEvent> {
     out
 }
 
-async fn once(seed: u64) -> (RunResult, Count) {
-    let (population, directory) = world();
-    let config = DriverConfig {
+fn config(seed: u64, service_requests_per_send: u32) -> DriverConfig {
+    DriverConfig {
         seed,
         start: Timestamp::from_unix_seconds(1_800_000_000),
         partitions: 4,
@@ -184,8 +252,13 @@ async fn once(seed: u64) -> (RunResult, Count) {
         storage: Storage::Disk(None),
         fsync_recovery: Duration::from_secs(3),
         event_log: None,
-        service_requests_per_send: 2,
-    };
+        service_requests_per_send,
+    }
+}
+
+async fn once(seed: u64) -> (RunResult, Count) {
+    let (population, directory) = world();
+    let config = config(seed, 2);
     let mut count = Count::default();
     let result = run(
         &config,
@@ -216,6 +289,12 @@ async fn every_event_and_fault_runs_reproducibly_with_invariants_held() {
         "absent consumer's messages expire: {a:?}"
     );
     assert_eq!(a.lost, 0);
+    // Look-ups follow every acknowledged send, faults or not; whatever
+    // failed is counted, and the run passed regardless.
+    assert_eq!(count.service_batches, a.accepted);
+    let failed: u64 = count.service_failed.values().sum();
+    assert_eq!(count.service_ok + failed, 2 * a.accepted);
+    assert!(count.service_ok > 0);
     assert!(
         count
             .faults
@@ -248,4 +327,43 @@ async fn every_event_and_fault_runs_reproducibly_with_invariants_held() {
         a.event_log_hash, c.event_log_hash,
         "another seed, another log"
     );
+}
+
+/// N look-ups per acknowledged send, made by its sender: with no fault to
+/// refuse them, N × accepted requests, every one answered, one batch per
+/// send, counted by the report's recorder too; and the run stays
+/// reproducible.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_requests_per_send_are_made_after_every_acknowledged_send() {
+    // Not a demo organisation: only the population's accreditation lets
+    // it look patients up.
+    let (population, directory) = world_of("SIM01");
+    let quiet: Vec<SimEvent> = events(3)
+        .into_iter()
+        .filter(|e| !matches!(e.action, Action::Fault(_)))
+        .collect();
+    let mut hashes = Vec::new();
+    for _ in 0..2 {
+        let mut config = config(3, 3);
+        config.storage = Storage::Memory;
+        let mut count = Count::default();
+        let mut recorder = Recorder::new(config.start, Duration::from_secs(60));
+        let result = run(
+            &config,
+            &population,
+            directory.clone(),
+            quiet.clone().into_iter(),
+            &mut Both {
+                count: &mut count,
+                recorder: &mut recorder,
+            },
+        )
+        .await
+        .unwrap();
+        assert!(result.passed(), "{:#?}", result.verdicts);
+        assert_eq!(result.accepted, 60, "{result:?}");
+        assert_all_answered(&count, &recorder, 60, 3);
+        hashes.push(result.event_log_hash);
+    }
+    assert_eq!(hashes[0], hashes[1]);
 }

@@ -22,8 +22,9 @@ use super::latency::Percentiles;
 use super::outcome::{InvariantResult, Mode, Outcome, Totals};
 use super::recorder::{Recorder, RecorderNotes};
 
-/// Version of the `report.json` layout.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the `report.json` layout (2: national-service requests in
+/// `totals.services` and in each throughput point).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The whole report. Field order is the order in `report.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,6 +113,15 @@ pub struct ThroughputPoint {
     pub reports: u64,
     /// Payload bytes acknowledged.
     pub accepted_bytes: u64,
+    /// National-service requests answered.
+    #[serde(default)]
+    pub service_ok: u64,
+    /// National-service requests failed or refused.
+    #[serde(default)]
+    pub service_failed: u64,
+    /// National-service requests made per second.
+    #[serde(default)]
+    pub service_per_sec: f64,
     /// Sends acknowledged per second.
     pub accepted_per_sec: f64,
     /// Refusals per second.
@@ -232,6 +242,9 @@ impl Report {
                 expired: b.expired,
                 reports: b.reports,
                 accepted_bytes: b.accepted_bytes,
+                service_ok: b.service_ok,
+                service_failed: b.service_failed,
+                service_per_sec: finite(b.service_per_sec),
                 accepted_per_sec: finite(b.accepted_per_sec),
                 refused_per_sec: finite(b.refused_per_sec),
                 delivered_per_sec: finite(b.delivered_per_sec),

@@ -6,6 +6,9 @@
 //! - The verdict comes first (PASS or FAIL, and which invariants broke with
 //!   their details), because that is what someone opening a failed CI run
 //!   needs.
+//! - National-service requests get their own section (issued, answered,
+//!   failed by code) next to the totals; failures are flagged there in
+//!   words, not in the verdict, which stays the invariants'.
 //! - Every piece of text from outside (scenario names, invariant details,
 //!   fault descriptions, error codes) is escaped for a table cell, so no
 //!   input can break the tables.
@@ -20,6 +23,7 @@ use spine_core::time::Timestamp;
 use super::format::{clock, date_time, hms, latency_us, md_cell, number, secs, thousands};
 use super::json::Report;
 use super::latency::Percentiles;
+use super::outcome::ServiceTotals;
 use super::write::{LATENCY_SVG, QUEUE_DEPTH_SVG, THROUGHPUT_SVG};
 
 fn percentile_row(out: &mut String, label: &str, p: Option<Percentiles>) {
@@ -66,6 +70,43 @@ fn at_offset(start: Timestamp, t: f64) -> Timestamp {
         0
     };
     Timestamp::from_micros(start.as_micros().saturating_add(us))
+}
+
+/// The national-service requests section.
+fn services(s: &mut String, services: &ServiceTotals) {
+    let _ = writeln!(s, "\n## Service requests\n");
+    if services.issued == 0 {
+        let _ = writeln!(
+            s,
+            "No national-service requests were made (`[node] service_requests_per_send`)."
+        );
+        return;
+    }
+    let failed = services.failed_total();
+    let _ = writeln!(s, "| Issued | Answered | Failed |\n|---:|---:|---:|");
+    let _ = writeln!(
+        s,
+        "| {} | {} | {} |",
+        thousands(services.issued),
+        thousands(services.ok),
+        thousands(failed)
+    );
+    if failed == 0 {
+        return;
+    }
+    let _ = writeln!(s, "\n| Failure code | Count |\n|---|---:|");
+    for (code, n) in &services.failed {
+        let _ = writeln!(s, "| `{}` | {} |", md_cell(code), thousands(*n));
+    }
+    let _ = writeln!(
+        s,
+        "\n**{} of {} service requests failed.** Failures are reported, not judged: \
+         a refusal during an injected fault is expected, but `SVC_NOT_ACCREDITED` means \
+         the node does not accredit the population (start it with the `services.toml` \
+         that `spine-sim directory` writes).",
+        thousands(failed),
+        thousands(services.issued)
+    );
 }
 
 /// Renders `report.md`.
@@ -167,6 +208,8 @@ pub(crate) fn render(report: &Report) -> String {
         }
     }
 
+    services(&mut s, &t.services);
+
     // Invariants.
     let _ = writeln!(s, "\n## Invariants\n");
     if report.invariants.is_empty() {
@@ -214,6 +257,15 @@ pub(crate) fn render(report: &Report) -> String {
         (
             "Delivered per second",
             peak(&report.throughput, |p| p.t, |p| Some(p.delivered_per_sec)),
+            1,
+        ),
+        (
+            "Service requests per second",
+            peak(
+                &report.throughput,
+                |p| p.t,
+                |p| Some(p.service_per_sec).filter(|_| t.services.issued > 0),
+            ),
             1,
         ),
         (

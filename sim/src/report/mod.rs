@@ -44,7 +44,7 @@ pub use json::{
     WalPoint, SCHEMA_VERSION,
 };
 pub use latency::{Percentiles, MAX_LATENCY};
-pub use outcome::{InvariantResult, Mode, Outcome, Totals};
+pub use outcome::{InvariantResult, Mode, Outcome, ServiceTotals, Totals};
 pub use progress::Progress;
 pub use recorder::{
     FaultMark, Recorder, RecorderNotes, MAX_BUCKETS, MAX_ERROR_CODES, MAX_FAULTS, OTHER_CODE,

@@ -9,6 +9,13 @@
 //!   by the wall clock is not.
 //! - The run passed if and only if every invariant held
 //!   ([`Outcome::passed`]); the totals are evidence, not the verdict.
+//! - National-service requests (`[node] service_requests_per_send`) are
+//!   counted in [`Totals::services`]: issued, answered, and failed by
+//!   stable error code. Failures are shown, never a verdict: a look-up
+//!   refused during an injected fault, or by a node that does not accredit
+//!   the population, is something to see in the report, not a broken
+//!   invariant of the message store. The counts come from the recorder
+//!   (the drivers' [`Observe`](crate::driver::Observe) calls).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -61,14 +68,38 @@ pub struct Totals {
     pub misdelivered: u64,
     /// Deliveries out of per-mailbox order.
     pub out_of_order: u64,
+    /// National-service requests made by senders alongside their sends.
+    #[serde(default)]
+    pub services: ServiceTotals,
+}
+
+/// National-service requests over a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceTotals {
+    /// Requests made (answered or not).
+    pub issued: u64,
+    /// Requests answered.
+    pub ok: u64,
+    /// Requests failed or refused, per stable error code (codes past the
+    /// recorder's cap are counted as `OTHER`).
+    pub failed: BTreeMap<String, u64>,
+}
+
+impl ServiceTotals {
+    /// All failures, whatever the code.
+    pub fn failed_total(&self) -> u64 {
+        sum(&self.failed)
+    }
+}
+
+fn sum(counts: &BTreeMap<String, u64>) -> u64 {
+    counts.values().fold(0u64, |sum, n| sum.saturating_add(*n))
 }
 
 impl Totals {
     /// All refusals, whatever the code.
     pub fn refused_total(&self) -> u64 {
-        self.refused
-            .values()
-            .fold(0u64, |sum, n| sum.saturating_add(*n))
+        sum(&self.refused)
     }
 }
 

@@ -14,8 +14,12 @@
 //!   and the bucket edges stay aligned on `start`. So a run of any length
 //!   is summarised in at most [`MAX_BUCKETS`] points; the width used is
 //!   reported next to the one asked for. Faults are capped at
-//!   [`MAX_FAULTS`] and distinct refusal codes at [`MAX_ERROR_CODES`]
-//!   (the rest fold into `OTHER`); whatever is dropped is counted.
+//!   [`MAX_FAULTS`], and distinct refusal codes and service failure codes
+//!   at [`MAX_ERROR_CODES`] each (the rest fold into `OTHER`); whatever is
+//!   dropped is counted.
+//! - National-service requests are counted per bucket (answered, failed)
+//!   and over the run by failure code ([`Recorder::service_totals`]), so
+//!   every request recorded is in both, whatever the coarsening.
 //! - Bucketing uses only the virtual times given, so for a deterministic
 //!   run every count and every end-to-end latency is reproducible. Wall
 //!   latencies (`send_accepted`'s `wall`) and memory readings are not, and
@@ -29,6 +33,7 @@ use std::time::Duration;
 use spine_core::time::Timestamp;
 
 use super::latency::{LatencyHistogram, Percentiles, BUCKET_SIGFIG, OVERALL_SIGFIG};
+use super::outcome::ServiceTotals;
 
 /// Most buckets a recorder keeps; more would coarsen (see the module docs).
 pub const MAX_BUCKETS: usize = 1024;
@@ -57,6 +62,8 @@ pub(crate) struct Bucket {
     pub(crate) delivered: u64,
     pub(crate) expired: u64,
     pub(crate) reports: u64,
+    pub(crate) service_ok: u64,
+    pub(crate) service_failed: u64,
     pub(crate) end_to_end: LatencyHistogram<u32>,
     pub(crate) send_wall: LatencyHistogram<u32>,
     pub(crate) deepest_partition_max: Option<usize>,
@@ -74,6 +81,8 @@ impl Default for Bucket {
             delivered: 0,
             expired: 0,
             reports: 0,
+            service_ok: 0,
+            service_failed: 0,
             end_to_end: LatencyHistogram::new(BUCKET_SIGFIG),
             send_wall: LatencyHistogram::new(BUCKET_SIGFIG),
             deepest_partition_max: None,
@@ -90,6 +99,23 @@ fn max_opt<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
         (a, None) => a,
         (None, b) => b,
     }
+}
+
+/// Adds `n` under `code`, or under [`OTHER_CODE`] (counted in `folded`)
+/// once `counts` holds [`MAX_ERROR_CODES`] other codes.
+fn count_code(counts: &mut BTreeMap<String, u64>, folded: &mut u64, code: &str, n: u64) {
+    if let Some(c) = counts.get_mut(code) {
+        *c = c.saturating_add(n);
+        return;
+    }
+    let key = if counts.len() < MAX_ERROR_CODES {
+        code.to_owned()
+    } else {
+        *folded = folded.saturating_add(n);
+        OTHER_CODE.to_owned()
+    };
+    let c = counts.entry(key).or_insert(0);
+    *c = c.saturating_add(n);
 }
 
 /// The later of two counter readings (the second on a tie: it was taken
@@ -111,6 +137,8 @@ impl Bucket {
         self.delivered = self.delivered.saturating_add(other.delivered);
         self.expired = self.expired.saturating_add(other.expired);
         self.reports = self.reports.saturating_add(other.reports);
+        self.service_ok = self.service_ok.saturating_add(other.service_ok);
+        self.service_failed = self.service_failed.saturating_add(other.service_failed);
         self.end_to_end.merge(&other.end_to_end);
         self.send_wall.merge(&other.send_wall);
         self.deepest_partition_max =
@@ -141,7 +169,8 @@ pub struct RecorderNotes {
     pub latency_unrecorded: u64,
     /// Faults beyond [`MAX_FAULTS`], counted but not listed.
     pub faults_dropped: u64,
-    /// Refusals whose code was counted as [`OTHER_CODE`].
+    /// Refusals and failed service requests whose code was counted as
+    /// [`OTHER_CODE`].
     pub error_codes_folded: u64,
     /// How many times the bucket width was doubled to stay within
     /// [`MAX_BUCKETS`].
@@ -161,6 +190,8 @@ pub struct Recorder {
     pub(crate) overall_end_to_end: LatencyHistogram<u64>,
     pub(crate) overall_send_wall: LatencyHistogram<u64>,
     pub(crate) refused_by_code: BTreeMap<String, u64>,
+    pub(crate) service_ok: u64,
+    pub(crate) service_failed_by_code: BTreeMap<String, u64>,
     pub(crate) faults: Vec<FaultMark>,
     pub(crate) notes: RecorderNotes,
 }
@@ -180,6 +211,8 @@ impl Recorder {
             overall_end_to_end: LatencyHistogram::new(OVERALL_SIGFIG),
             overall_send_wall: LatencyHistogram::new(OVERALL_SIGFIG),
             refused_by_code: BTreeMap::new(),
+            service_ok: 0,
+            service_failed_by_code: BTreeMap::new(),
             faults: Vec::new(),
             notes: RecorderNotes::default(),
         }
@@ -254,18 +287,30 @@ impl Recorder {
     pub fn send_refused(&mut self, at: Timestamp, code: &str) {
         let b = self.bucket(at);
         b.refused = b.refused.saturating_add(1);
-        if let Some(n) = self.refused_by_code.get_mut(code) {
-            *n = n.saturating_add(1);
-            return;
+        count_code(
+            &mut self.refused_by_code,
+            &mut self.notes.error_codes_folded,
+            code,
+            1,
+        );
+    }
+
+    /// A sender's national-service requests after its send at `at`: `ok`
+    /// answered, `failed` not, by stable error code.
+    pub fn service_requests(&mut self, at: Timestamp, ok: u64, failed: &BTreeMap<String, u64>) {
+        let failed_total = failed.values().fold(0u64, |s, n| s.saturating_add(*n));
+        let b = self.bucket(at);
+        b.service_ok = b.service_ok.saturating_add(ok);
+        b.service_failed = b.service_failed.saturating_add(failed_total);
+        self.service_ok = self.service_ok.saturating_add(ok);
+        for (code, n) in failed {
+            count_code(
+                &mut self.service_failed_by_code,
+                &mut self.notes.error_codes_folded,
+                code,
+                *n,
+            );
         }
-        let key = if self.refused_by_code.len() < MAX_ERROR_CODES {
-            code.to_owned()
-        } else {
-            self.notes.error_codes_folded = self.notes.error_codes_folded.saturating_add(1);
-            OTHER_CODE.to_owned()
-        };
-        let n = self.refused_by_code.entry(key).or_insert(0);
-        *n = n.saturating_add(1);
     }
 
     /// A recipient collected a message at `at`, `end_to_end` (virtual)
@@ -382,6 +427,19 @@ impl Recorder {
         &self.refused_by_code
     }
 
+    /// National-service requests over the run.
+    pub fn service_totals(&self) -> ServiceTotals {
+        let failed = self.service_failed_by_code.clone();
+        let issued = failed
+            .values()
+            .fold(self.service_ok, |s, n| s.saturating_add(*n));
+        ServiceTotals {
+            issued,
+            ok: self.service_ok,
+            failed,
+        }
+    }
+
     /// Faults in the order recorded.
     pub fn faults(&self) -> &[FaultMark] {
         &self.faults
@@ -475,6 +533,35 @@ mod tests {
     }
 
     #[test]
+    fn service_requests_count_per_bucket_and_by_code() {
+        let mut r = Recorder::new(t0(), MIN);
+        r.service_requests(at(1), 3, &BTreeMap::new());
+        let busy = BTreeMap::from([("SVC_BUSY".to_owned(), 2)]);
+        r.service_requests(at(61), 1, &busy);
+        r.service_requests(at(62), 0, &busy);
+        assert_eq!(
+            (r.buckets[0].service_ok, r.buckets[0].service_failed),
+            (3, 0)
+        );
+        assert_eq!(
+            (r.buckets[1].service_ok, r.buckets[1].service_failed),
+            (1, 4)
+        );
+        let totals = r.service_totals();
+        assert_eq!((totals.issued, totals.ok), (8, 4));
+        assert_eq!(totals.failed, BTreeMap::from([("SVC_BUSY".to_owned(), 4)]));
+        assert_eq!(totals.failed_total(), 4);
+        for i in 0..MAX_ERROR_CODES + 2 {
+            let code = BTreeMap::from([(format!("CODE_{i}"), 1)]);
+            r.service_requests(at(63), 0, &code);
+        }
+        // SVC_BUSY took one of the places: three fold into OTHER.
+        assert_eq!(r.service_totals().failed.get(OTHER_CODE), Some(&3));
+        assert_eq!(r.notes().error_codes_folded, 3);
+        assert!(r.refused_by_code().is_empty(), "kept apart from refusals");
+    }
+
+    #[test]
     fn long_runs_coarsen_exactly_and_stay_bounded() {
         let mut r = Recorder::new(t0(), MIN);
         // Three days of one-minute samples: 4320 minutes > MAX_BUCKETS.
@@ -483,6 +570,7 @@ mod tests {
             r.send_accepted(at(m * 60), Duration::from_micros(100), 1);
             r.delivered(at(m * 60 + 1), Duration::from_millis(m % 100 + 1));
             r.queue_depth(at(m * 60), usize::try_from(m).unwrap_or(0), 1);
+            r.service_requests(at(m * 60), 2, &BTreeMap::new());
         }
         assert!(r.bucket_count() <= MAX_BUCKETS);
         assert!(r.bucket_count() > MAX_BUCKETS / 2);
@@ -495,6 +583,8 @@ mod tests {
         let delivered: u64 = r.buckets.iter().map(|b| b.end_to_end.count()).sum();
         assert_eq!(delivered, minutes);
         assert!(r.buckets.iter().all(|b| b.accepted == 8));
+        assert!(r.buckets.iter().all(|b| b.service_ok == 16));
+        assert_eq!(r.service_totals().ok, 2 * minutes);
         // Maxima survive merging: bucket k holds minutes 8k..8k+7.
         assert_eq!(r.buckets[3].deepest_partition_max, Some(31));
     }

@@ -31,6 +31,13 @@ fn sample_run() -> (Outcome, Recorder) {
         if s % 600 == 599 {
             r.send_refused(at(s), "NODE_SHUTTING_DOWN");
         }
+        // Four look-ups a second; one refused every 15 minutes.
+        let busy = BTreeMap::from([("SVC_BUSY".to_owned(), 1)]);
+        if s % 900 == 0 {
+            r.service_requests(at(s), 3, &busy);
+        } else {
+            r.service_requests(at(s), 4, &BTreeMap::new());
+        }
         bytes += 2_100;
         fsyncs += 1;
         if s % 30 == 0 {
@@ -61,6 +68,7 @@ fn sample_run() -> (Outcome, Recorder) {
             lost: 0,
             misdelivered: 0,
             out_of_order: 1,
+            services: r.service_totals(),
         },
         invariants: vec![
             InvariantResult {
@@ -120,6 +128,14 @@ fn report_json_round_trips_with_the_expected_fields() {
     assert_eq!(value["seed"], 42);
     assert_eq!(value["passed"], false);
     assert_eq!(value["totals"]["refused"]["NODE_SHUTTING_DOWN"], 6);
+    assert_eq!(value["schema_version"], 2);
+    let services = &value["totals"]["services"];
+    assert_eq!(services["issued"], 14_400, "{services}");
+    assert_eq!(services["ok"], 14_396, "{services}");
+    assert_eq!(services["failed"]["SVC_BUSY"], 4, "{services}");
+    assert_eq!(value["throughput"][0]["service_ok"], 239);
+    assert_eq!(value["throughput"][0]["service_failed"], 1);
+    assert_eq!(value["throughput"][1]["service_per_sec"], 4.0);
     assert_eq!(value["invariants"][1]["ok"], false);
     assert!(value["invariants"][1]["detail"]
         .as_str()
@@ -247,6 +263,14 @@ fn markdown_has_verdict_tables_charts_and_faults() {
         "| F1 | 2025-06-15 15:26:40 | +00:20:00 | node crash \\| restart &lt;from log&gt; |"
     ));
     assert!(md.contains("| `NODE_SHUTTING_DOWN` | 6 |"));
+    assert!(md.contains("## Service requests"), "{md}");
+    assert!(md.contains("| 14,400 | 14,396 | 4 |"), "{md}");
+    assert!(md.contains("| `SVC_BUSY` | 4 |"), "{md}");
+    assert!(
+        md.contains("**4 of 14,400 service requests failed.**"),
+        "{md}"
+    );
+    assert!(md.contains("| Service requests per second | 4.0 |"), "{md}");
 }
 
 #[test]
@@ -278,6 +302,8 @@ fn an_empty_run_still_writes_a_valid_report() {
     let md = fs::read_to_string(dir.path().join(REPORT_MD)).expect("read md");
     assert!(md.contains("No invariants were checked."));
     assert!(md.contains("No faults were injected."));
+    assert!(md.contains("No national-service requests were made"));
+    assert!(md.contains("| Service requests per second | - | not sampled |"));
 }
 
 #[test]

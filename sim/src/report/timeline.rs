@@ -47,6 +47,13 @@ pub struct BucketSummary {
     pub expired: u64,
     /// Non-delivery reports received.
     pub reports: u64,
+    /// National-service requests answered.
+    pub service_ok: u64,
+    /// National-service requests failed or refused.
+    pub service_failed: u64,
+    /// National-service requests made (answered or not) per virtual
+    /// second.
+    pub service_per_sec: f64,
     /// Acknowledged sends per virtual second.
     pub accepted_per_sec: f64,
     /// Acknowledged payload bytes per virtual second.
@@ -148,6 +155,9 @@ impl Recorder {
                 delivered: b.delivered,
                 expired: b.expired,
                 reports: b.reports,
+                service_ok: b.service_ok,
+                service_failed: b.service_failed,
+                service_per_sec: per_sec(b.service_ok.saturating_add(b.service_failed), span_secs),
                 accepted_per_sec: per_sec(b.accepted, span_secs),
                 accepted_bytes_per_sec: per_sec(b.accepted_bytes, span_secs),
                 refused_per_sec: per_sec(b.refused, span_secs),
@@ -199,8 +209,13 @@ mod tests {
         }
         r.send_refused(at(61), "X");
         r.delivered(at(62), Duration::from_secs(2));
+        let failed = std::collections::BTreeMap::from([("SVC_BUSY".to_owned(), 30)]);
+        r.service_requests(at(63), 90, &failed);
         let tl = r.timeline();
         assert_eq!(tl.len(), 2);
+        assert!(close(tl[1].service_per_sec, 2.0));
+        assert_eq!((tl[1].service_ok, tl[1].service_failed), (90, 30));
+        assert!(close(tl[0].service_per_sec, 0.0));
         assert!(close(tl[0].accepted_per_sec, 1.0));
         assert!(close(tl[0].accepted_bytes_per_sec, 1_000.0));
         assert!(close(tl[1].refused_per_sec, 1.0 / 60.0));

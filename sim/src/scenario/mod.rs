@@ -134,7 +134,8 @@ pub struct NodeSettings {
     /// PDS look-ups each sender makes per message it sends (0..=1000;
     /// default 0): Spine's service traffic mixed with MESH's. About 32 is
     /// the national proportion (1.3 billion Spine messages a month against
-    /// MESH's 40 million files). Deterministic mode only.
+    /// MESH's 40 million files). Both modes; a live node needs the
+    /// `services.toml` `spine-sim directory` writes.
     pub service_requests_per_send: u32,
 }
 
