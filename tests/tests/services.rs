@@ -108,8 +108,17 @@ impl Node {
 }
 
 fn serve(data: &Path) -> anyhow::Result<(Spine, SocketAddr)> {
+    let (spine, logged) = serve_with(data, &[])?;
+    let native = logged_addr(&logged, "native", "tcp://")?.parse()?;
+    Ok((spine, native))
+}
+
+/// `spine serve` on `data` (JSON logs, metrics off, native and QUIC on
+/// OS-assigned loopback ports, `extra` flags) until it is ready; answers
+/// the node and its "listen addresses" log line.
+fn serve_with(data: &Path, extra: &[&str]) -> anyhow::Result<(Spine, Value)> {
     let dir = data.to_str().context("UTF-8 path")?;
-    let mut spine = Spine::start(&[
+    let mut args = vec![
         "serve",
         "--data-dir",
         dir,
@@ -121,16 +130,21 @@ fn serve(data: &Path) -> anyhow::Result<(Spine, SocketAddr)> {
         "127.0.0.1:0",
         "--quic-listen",
         "127.0.0.1:0",
-    ])?;
+    ];
+    args.extend_from_slice(extra);
+    let mut spine = Spine::start(&args)?;
     let line = spine.wait_for_log("listen addresses")?;
     spine.wait_for_log("ready; send SIGINT or SIGTERM to stop")?;
-    let logged: Value = serde_json::from_str(&line)?;
-    let native = logged["native"]
+    Ok((spine, serde_json::from_str(&line)?))
+}
+
+/// The address logged under `key`, without its `scheme`.
+fn logged_addr(logged: &Value, key: &str, scheme: &str) -> anyhow::Result<String> {
+    logged[key]
         .as_str()
-        .and_then(|s| s.strip_prefix("tcp://"))
-        .context("native address logged")?
-        .parse()?;
-    Ok((spine, native))
+        .and_then(|s| s.strip_prefix(scheme))
+        .map(str::to_owned)
+        .with_context(|| format!("{key} address logged: {logged}"))
 }
 
 async fn bounded(
@@ -645,35 +659,9 @@ fn serve_tls() -> anyhow::Result<TlsNode> {
         path(&certs.path().join("server.pem"))?,
         path(&certs.path().join("server-key.pem"))?,
     );
-    let mut spine = Spine::start(&[
-        "serve",
-        "--data-dir",
-        &path(data.path())?,
-        "--log-format",
-        "json",
-        "--metrics-enabled",
-        "false",
-        "--native-listen",
-        "127.0.0.1:0",
-        "--quic-listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        &cert,
-        "--tls-key",
-        &key,
-    ])?;
-    let line = spine.wait_for_log("listen addresses")?;
-    spine.wait_for_log("ready; send SIGINT or SIGTERM to stop")?;
-    let logged: Value = serde_json::from_str(&line)?;
-    let addr = |key: &str, scheme: &str| {
-        logged[key]
-            .as_str()
-            .and_then(|s| s.strip_prefix(scheme))
-            .map(str::to_owned)
-            .with_context(|| format!("{key} address logged: {line}"))
-    };
-    let natives = format!("natives://{}", addr("native", "tls://")?);
-    let quic = format!("quic://{}", addr("quic", "quic://")?);
+    let (spine, logged) = serve_with(data.path(), &["--tls-cert", &cert, "--tls-key", &key])?;
+    let natives = format!("natives://{}", logged_addr(&logged, "native", "tls://")?);
+    let quic = format!("quic://{}", logged_addr(&logged, "quic", "quic://")?);
     Ok(TlsNode {
         spine,
         _data: data,
