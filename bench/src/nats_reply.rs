@@ -17,7 +17,6 @@
 //! process group from a fresh directory, and is stopped by the pid we
 //! started (see `compare::process`), never by name.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -32,7 +31,7 @@ use spine_core::services::{Asid, Builtin, Caller, ReferenceConfig, ReferenceServ
 use spine_core::time::Timestamp;
 
 use crate::compare::options::locate;
-use crate::compare::process::{free_port, Server};
+use crate::compare::process::{free_port, version, Server};
 
 /// The subject PDS get requests go to.
 pub(crate) const SUBJECT: &str = "pds.get";
@@ -77,9 +76,14 @@ impl NatsReply {
         let port = free_port()?;
         let mut cmd = Command::new(binary);
         cmd.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
-        let mut server = Server::spawn("nats-server", cmd, &dir.path().join("server.log"))?;
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        server.wait_listening(addr, Duration::from_secs(30)).await?;
+        let (server, addr) = Server::start_listening(
+            "nats-server",
+            cmd,
+            &dir.path().join("server.log"),
+            port,
+            Duration::from_secs(30),
+        )
+        .await?;
         let url = format!("nats://{addr}");
         let state = Arc::new(
             ReferenceServices::new(ReferenceConfig {
@@ -114,7 +118,7 @@ impl NatsReply {
             )));
         }
         Ok(NatsReply {
-            version: crate::compare::nats::version(binary),
+            version: version(binary),
             server,
             url,
             responders: tasks,

@@ -82,16 +82,14 @@ pub(crate) async fn start(
     std::fs::write(&conf, config_text(port, &dir.join("js"), sync_always))?;
     let mut cmd = Command::new(binary);
     cmd.arg("-c").arg(&conf);
-    let mut server = Server::spawn("nats-server", cmd, &dir.join("server.log"))?;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    server.wait_listening(addr, Duration::from_secs(30)).await?;
-    Ok((server, addr))
-}
-
-/// The version `nats-server --version` prints.
-pub(crate) fn version(binary: &Path) -> Option<String> {
-    let out = Command::new(binary).arg("--version").output().ok()?;
-    Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    Server::start_listening(
+        "nats-server",
+        cmd,
+        &dir.join("server.log"),
+        port,
+        Duration::from_secs(30),
+    )
+    .await
 }
 
 /// A started, set-up JetStream.

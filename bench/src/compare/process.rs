@@ -37,7 +37,28 @@ pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// What `BINARY --version` prints (first line trimmed), if it runs.
+pub(crate) fn version(binary: &Path) -> Option<String> {
+    let out = Command::new(binary).arg("--version").output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
 impl Server {
+    /// Starts `command` (output to `log`) and waits, at most `timeout`,
+    /// until it listens on 127.0.0.1:`port`; answers it and that address.
+    pub(crate) async fn start_listening(
+        name: &str,
+        command: Command,
+        log: &Path,
+        port: u16,
+        timeout: Duration,
+    ) -> anyhow::Result<(Server, SocketAddr)> {
+        let mut server = Server::spawn(name, command, log)?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        server.wait_listening(addr, timeout).await?;
+        Ok((server, addr))
+    }
+
     /// Starts `command` with stdout and stderr appended to `log`.
     pub(crate) fn spawn(name: &str, mut command: Command, log: &Path) -> anyhow::Result<Server> {
         let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;

@@ -17,7 +17,7 @@ use spine_core::ids::{MailboxId, WorkflowId};
 
 use super::mode::Mode;
 use super::options::{binaries, CompareArgs};
-use super::process::Server;
+use super::process::{self, Server};
 use super::report::{PeerResult, RoundResult, RunResult, Status};
 use super::{machine, nats, rabbit, redis, spine, workload};
 use crate::load_bench::{self, Output};
@@ -54,10 +54,10 @@ impl Started {
 fn version(mode: Mode, bins: &[PathBuf]) -> Option<String> {
     let first = bins.first()?;
     match mode {
-        Mode::NatsDefault | Mode::NatsSyncAlways => nats::version(first),
-        Mode::RedisAofAlways => redis::version(first),
+        Mode::NatsDefault | Mode::NatsSyncAlways | Mode::RedisAofAlways | Mode::Spine => {
+            process::version(first)
+        }
         Mode::RabbitQuorum => rabbit::version(),
-        Mode::Spine => spine::version(first),
     }
 }
 

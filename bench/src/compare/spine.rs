@@ -46,16 +46,14 @@ pub(crate) async fn start(binary: &Path, dir: &Path) -> anyhow::Result<(Server, 
     let port = free_port()?;
     let mut cmd = Command::new(binary);
     cmd.args(serve_args(&dir.join("data"), port));
-    let mut server = Server::spawn("spine", cmd, &dir.join("server.log"))?;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    server.wait_listening(addr, Duration::from_secs(60)).await?;
-    Ok((server, addr))
-}
-
-/// The version `spine --version` prints.
-pub(crate) fn version(binary: &Path) -> Option<String> {
-    let out = Command::new(binary).arg("--version").output().ok()?;
-    Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    Server::start_listening(
+        "spine",
+        cmd,
+        &dir.join("server.log"),
+        port,
+        Duration::from_secs(60),
+    )
+    .await
 }
 
 #[cfg(test)]
