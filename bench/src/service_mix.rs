@@ -8,8 +8,10 @@
 //! §5.4).
 //!
 //! Invariants: a request owed by a send is issued only before the
-//! measured phase's deadline; in `--rate` mode its latency counts from its
-//! send's scheduled time (coordinated omission, as for sends); every
+//! measured phase's deadline; its latency counts from when the send that
+//! owed it was issued (in `--rate` mode, that send's scheduled time:
+//! coordinated omission, as for sends), so waiting for a window slot
+//! counts too; every
 //! request's outcome is counted, and a refused one is an error in the
 //! report, never silently dropped.
 
