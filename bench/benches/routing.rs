@@ -15,8 +15,9 @@
 // return an error to.
 #![allow(clippy::expect_used)]
 
+mod support;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use spine_core::directory::{Credential, Directory, Mailbox, Workflow};
@@ -118,10 +119,7 @@ fn bench(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    config = support::config(false);
     targets = bench
 }
 criterion_main!(benches);

@@ -23,11 +23,13 @@
 // return an error to.
 #![allow(clippy::expect_used)]
 
+mod support;
+
 use std::fs::{File, OpenOptions};
 use std::hint::black_box;
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -229,10 +231,7 @@ fn append(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    config = support::config(true);
     targets = record, recovery, append_mem, append
 }
 criterion_main!(benches);
