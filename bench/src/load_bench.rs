@@ -82,6 +82,11 @@ pub struct LoadArgs {
     /// still counts messages.
     #[arg(long, default_value_t = 1)]
     pub(crate) batch: usize,
+    /// Most queued sends a native TCP connection packs into one SEND_BATCH
+    /// (the client's `coalesce_sends`; 1: every message in its own SEND)
+    #[arg(long, default_value_t = spine_client::DEFAULT_COALESCE_SENDS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub(crate) coalesce_sends: usize,
     /// Fixed total send rate (messages per second, open loop)
     #[arg(long, conflicts_with = "max")]
     pub(crate) rate: Option<f64>,
@@ -138,6 +143,7 @@ pub(crate) struct Output {
     pub(crate) size: usize,
     pub(crate) window: usize,
     pub(crate) batch: usize,
+    pub(crate) coalesce_sends: usize,
     pub(crate) rate: Option<f64>,
     pub(crate) seconds: f64,
     pub(crate) throughput_msgs_per_s: f64,
@@ -348,6 +354,7 @@ fn config(
         connect_timeout: Duration::from_secs(10),
         request_timeout: Duration::from_secs(60),
         max_in_flight: window,
+        coalesce_sends: args.coalesce_sends,
         limits: Limits::default(),
     }
 }
@@ -473,6 +480,7 @@ pub(crate) async fn finish<Id: Eq + Hash>(
         size: args.size,
         window: args.window,
         batch: args.batch,
+        coalesce_sends: args.coalesce_sends,
         rate: args.rate,
         seconds: args.seconds,
         throughput_msgs_per_s: measured.acked as f64 / measured.seconds,

@@ -224,8 +224,15 @@ impl Client {
 
     /// Sends one message (or chunk 1 of a chunked one); returns once the
     /// server has made it durable.
+    ///
+    /// Over TCP/TLS, small sends queued on the connection at the same moment
+    /// (by concurrent callers or clones) may go out together as one
+    /// `SEND_BATCH` (`ClientConfig::coalesce_sends`); each still gets its
+    /// own answer, exactly as if sent alone.
     pub async fn send(&self, header: SendHeader, body: Bytes) -> Result<SendOk, ClientError> {
-        match self.call(Request::Send { header, body }).await? {
+        let conn = self.conn().await?;
+        let item = BatchItem { header, body };
+        match self.timed("SEND", conn.send(item)).await? {
             Response::SendOk(ok) => Ok(ok),
             other => Err(ClientError::unexpected("SEND_OK", other)),
         }

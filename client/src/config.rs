@@ -15,6 +15,8 @@ use crate::error::ClientError;
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 /// Bound on one chunk fetched by [`crate::Client::download`] (100 MiB);
 /// [`crate::Client::download_bounded`] takes another.
+/// Default most sends packed into one coalesced `SEND_BATCH`.
+pub const DEFAULT_COALESCE_SENDS: usize = 64;
 pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 100 * 1024 * 1024;
 
 /// TLS settings, used by `natives://` and `quic://` endpoints.
@@ -58,6 +60,11 @@ pub struct ClientConfig {
     /// Most requests in flight on the connection (the pipelining window);
     /// further callers wait for a slot.
     pub max_in_flight: usize,
+    /// Most sends the connection packs into one `SEND_BATCH` when callers
+    /// have queued several by the time it writes (native TCP/TLS only;
+    /// never waits to fill a batch, and each send still gets its own
+    /// answer). 1 sends every message in its own `SEND`.
+    pub coalesce_sends: usize,
     /// The codec's limits; narrowed to what the server advertises in
     /// `HELLO_OK` for encoding.
     pub limits: Limits,
@@ -66,7 +73,7 @@ pub struct ClientConfig {
 impl ClientConfig {
     /// A configuration with the defaults: client name `spine-client/VERSION`,
     /// no TLS files, 10 s to connect, 30 s per request, 256 requests in
-    /// flight, default limits.
+    /// flight, up to 64 queued sends per coalesced batch, default limits.
     pub fn new(endpoint: Endpoint, mailbox: MailboxId, password: impl Into<String>) -> Self {
         ClientConfig {
             endpoint,
@@ -77,6 +84,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            coalesce_sends: DEFAULT_COALESCE_SENDS,
             limits: Limits::default(),
         }
     }
@@ -90,6 +98,13 @@ impl ClientConfig {
                 self.max_in_flight,
                 Semaphore::MAX_PERMITS
             ));
+        }
+        if self.coalesce_sends == 0 {
+            return invalid(
+                "coalesce_sends is 0; use 1 to send each message alone, or more to let \
+                 queued sends share a SEND_BATCH"
+                    .into(),
+            );
         }
         if self.connect_timeout.is_zero() || self.request_timeout.is_zero() {
             return invalid("connect_timeout and request_timeout must be above zero".into());
@@ -120,6 +135,7 @@ impl fmt::Debug for ClientConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("max_in_flight", &self.max_in_flight)
+            .field("coalesce_sends", &self.coalesce_sends)
             .field("limits", &self.limits)
             .finish()
     }
@@ -152,8 +168,9 @@ mod tests {
     #[test]
     fn invalid_settings_say_what_to_change() {
         type Change = fn(&mut ClientConfig);
-        let cases: [(Change, &str); 5] = [
+        let cases: [(Change, &str); 6] = [
             (|c| c.max_in_flight = 0, "max_in_flight is 0"),
+            (|c| c.coalesce_sends = 0, "coalesce_sends is 0"),
             (|c| c.request_timeout = Duration::ZERO, "above zero"),
             (|c| c.password.clear(), "password is empty"),
             (|c| c.limits.max_batch = 0, "max_batch is 0"),

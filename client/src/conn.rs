@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use spine_core::ids::MessageId;
-use spine_protocol::{ClientCodec, DownloadedChunk, Password, Request, Response};
+use spine_protocol::{BatchItem, ClientCodec, DownloadedChunk, Password, Request, Response};
 
 use crate::client::{Push, Session};
 use crate::config::ClientConfig;
@@ -57,6 +57,21 @@ impl Conn {
         match self {
             Conn::Stream(c) => c.call(request).await,
             Conn::Quic(c) => c.call(request).await,
+        }
+    }
+
+    /// Sends one message; over TCP/TLS it may be coalesced with other
+    /// queued sends into one `SEND_BATCH` (see [`crate::coalesce`]).
+    pub(crate) async fn send(&self, item: BatchItem) -> Result<Response, ClientError> {
+        match self {
+            Conn::Stream(c) => c.send(item).await,
+            Conn::Quic(c) => {
+                c.call(Request::Send {
+                    header: item.header,
+                    body: item.body,
+                })
+                .await
+            }
         }
     }
 

@@ -115,6 +115,7 @@
 //! even when its caller gives up.
 
 mod client;
+mod coalesce;
 mod config;
 mod conn;
 mod endpoint;
@@ -129,7 +130,10 @@ mod tls;
 mod tests;
 
 pub use client::{Client, InboxPage, Push, Session, Subscription};
-pub use config::{ClientConfig, TlsOptions, DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_MAX_IN_FLIGHT};
+pub use config::{
+    ClientConfig, TlsOptions, DEFAULT_COALESCE_SENDS, DEFAULT_MAX_DOWNLOAD_BYTES,
+    DEFAULT_MAX_IN_FLIGHT,
+};
 pub use endpoint::{Endpoint, DEFAULT_NATIVE_PORT, DEFAULT_QUIC_PORT};
 pub use error::ClientError;
 pub use service::{ProviderCalls, RequestOptions};

@@ -32,7 +32,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use spine_core::ids::MessageId;
 use spine_protocol::{
-    ClientCodec, DownloadAssembler, DownloadedChunk, EncodedFrame, Request, Response,
+    BatchItem, ClientCodec, DownloadAssembler, DownloadedChunk, EncodedFrame, Request, Response,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -40,6 +40,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tracing::{debug, warn};
 
 use crate::client::{Push, Session};
+use crate::coalesce::{split_answer, unbatch, Grouped, SendGroup};
 use crate::config::ClientConfig;
 use crate::conn::{accept_hello, codec, hello_request, HELLO_ID};
 use crate::endpoint::Endpoint;
@@ -63,11 +64,16 @@ const QUEUE_SLACK: usize = 16;
 /// How long `close` waits for queued frames to be flushed.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
-/// Something for the writer task.
+/// Something for the writer task. (`Send` is unboxed on purpose: the queue
+/// is bounded, and a box would cost an allocation per message.)
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 enum Outgoing {
     /// Write this frame.
     Frame(EncodedFrame),
+    /// Send this message, coalesced with the sends queued beside it
+    /// ([`crate::coalesce`]); `id` is the caller's pending request.
+    Send { id: u64, item: BatchItem },
     /// Flush what is queued before this, then close the connection.
     Close,
 }
@@ -82,6 +88,9 @@ enum Pending {
         assembler: DownloadAssembler,
         done: oneshot::Sender<Result<DownloadedChunk, ClientError>>,
     },
+    /// A coalesced `SEND_BATCH`: its callers' own pending ids, in item
+    /// order (each caller waits on its own entry).
+    Batch(Vec<u64>),
 }
 
 impl Pending {
@@ -90,6 +99,8 @@ impl Pending {
         match self {
             Pending::Answer(tx) => drop(tx.send(Err(error))),
             Pending::Download { done, .. } => drop(done.send(Err(error))),
+            // Its callers have entries of their own, failed with them.
+            Pending::Batch(_) => {}
         }
     }
 }
@@ -111,6 +122,10 @@ struct Shared {
     state: Mutex<State>,
     permits: Semaphore,
     shutdown: watch::Sender<bool>,
+    /// The next request id (callers' and coalesced batches').
+    next_id: AtomicU64,
+    /// Pending entries beyond which orphaned batch entries are swept.
+    sweep_above: usize,
 }
 
 impl Shared {
@@ -157,6 +172,41 @@ impl Shared {
         }
         state.pending.insert(id, entry);
         Ok(PendingGuard { shared: self, id })
+    }
+
+    /// A fresh request id (never 0, which is for pushes).
+    fn next_id(&self) -> u64 {
+        loop {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            if id != 0 {
+                return id;
+            }
+        }
+    }
+
+    /// Registers a coalesced batch under `id` for its callers' `ids`.
+    /// Callers that gave up remove only their own entries, so a batch whose
+    /// answer never comes could stay: once the map is larger than normal
+    /// use allows, batches none of whose callers still wait are dropped.
+    fn register_batch(&self, id: u64, ids: Vec<u64>) -> Result<(), ClientError> {
+        let mut state = self.lock();
+        if let Some(reason) = &state.closed {
+            return Err(ClientError::lost(reason.clone()));
+        }
+        if state.pending.len() > self.sweep_above {
+            let waiting: std::collections::HashSet<u64> = state
+                .pending
+                .iter()
+                .filter(|(_, p)| !matches!(p, Pending::Batch(_)))
+                .map(|(id, _)| *id)
+                .collect();
+            state.pending.retain(|_, p| match p {
+                Pending::Batch(ids) => ids.iter().any(|id| waiting.contains(id)),
+                _ => true,
+            });
+        }
+        state.pending.insert(id, Pending::Batch(ids));
+        Ok(())
     }
 
     /// Fails the pending request `id`, if any.
@@ -245,6 +295,18 @@ impl Shared {
                 },
                 other => drop(done.send(Err(ClientError::unexpected("DOWNLOAD_DATA", other)))),
             },
+            Pending::Batch(ids) => {
+                for (id, answer) in split_answer(ids, response) {
+                    match state.pending.remove(&id) {
+                        Some(Pending::Answer(tx)) => drop(tx.send(answer)),
+                        Some(other) => {
+                            // Not a send's entry: leave it be.
+                            state.pending.insert(id, other);
+                        }
+                        None => debug!(id, "answer to a coalesced send whose caller gave up"),
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -269,7 +331,8 @@ pub(crate) struct StreamConn {
     outgoing: mpsc::Sender<Outgoing>,
     /// Encodes requests within the server's limits.
     encoder: ClientCodec,
-    next_id: AtomicU64,
+    /// Most sends per coalesced `SEND_BATCH` (1: none).
+    coalesce_sends: usize,
 }
 
 /// Connects to a `native://` or `natives://` endpoint and says `HELLO`.
@@ -366,15 +429,26 @@ where
         state: Mutex::new(State::default()),
         permits: Semaphore::new(config.max_in_flight),
         shutdown,
+        next_id: AtomicU64::new(HELLO_ID + 1),
+        sweep_above: config
+            .max_in_flight
+            .saturating_mul(2)
+            .saturating_add(QUEUE_SLACK),
     });
     let (outgoing, queue) = mpsc::channel(config.max_in_flight.saturating_add(QUEUE_SLACK));
     tokio::spawn(reader_task(read, decoder, buf, Arc::clone(&shared)));
-    tokio::spawn(writer_task(write, queue, Arc::clone(&shared)));
+    let group = SendGroup::new(config.coalesce_sends, encoder.limits());
+    let writer = Writer {
+        shared: Arc::clone(&shared),
+        encoder: encoder.clone(),
+        group,
+    };
+    tokio::spawn(writer.run(write, queue));
     let conn = StreamConn {
         shared,
         outgoing,
         encoder,
-        next_id: AtomicU64::new(HELLO_ID + 1),
+        coalesce_sends: config.coalesce_sends,
     };
     Ok((Arc::new(conn), session))
 }
@@ -417,22 +491,44 @@ pub(crate) fn tls_advice(endpoint: &Endpoint, during: &str, e: &rustls::Error) -
 
 impl StreamConn {
     fn next_id(&self) -> u64 {
-        loop {
-            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            if id != 0 {
-                return id;
-            }
+        self.shared.next_id()
+    }
+
+    /// A pipelining slot, held until the answer has come.
+    async fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ClientError> {
+        self.shared
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| self.shared.lost())
+    }
+
+    /// Sends one message; small ones may be coalesced with other queued
+    /// sends into one `SEND_BATCH` ([`crate::coalesce`]). The answer is
+    /// `SEND_OK` or `ERROR`, as for a lone `SEND`.
+    pub(crate) async fn send(&self, item: BatchItem) -> Result<Response, ClientError> {
+        if !SendGroup::eligible(self.coalesce_sends, item.body.len()) {
+            return self
+                .call(Request::Send {
+                    header: item.header,
+                    body: item.body,
+                })
+                .await;
         }
+        let _permit = self.slot().await?;
+        let id = self.next_id();
+        let (tx, rx) = oneshot::channel();
+        let _guard = self.shared.register(id, Pending::Answer(tx))?;
+        self.outgoing
+            .send(Outgoing::Send { id, item })
+            .await
+            .map_err(|_| self.shared.lost())?;
+        rx.await.map_err(|_| self.shared.lost())?
     }
 
     /// Sends `request` and waits for its single answer.
     pub(crate) async fn call(&self, request: Request) -> Result<Response, ClientError> {
-        let _permit = self
-            .shared
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| self.shared.lost())?;
+        let _permit = self.slot().await?;
         let id = self.next_id();
         let frame = self
             .encoder
@@ -468,12 +564,7 @@ impl StreamConn {
         chunk_no: u32,
         max_bytes: u64,
     ) -> Result<DownloadedChunk, ClientError> {
-        let _permit = self
-            .shared
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| self.shared.lost())?;
+        let _permit = self.slot().await?;
         let id = self.next_id();
         let frame = self
             .encoder
@@ -698,48 +789,113 @@ fn drain(decoder: &mut ClientCodec, buf: &mut BytesMut, shared: &Shared) -> Resu
     }
 }
 
-/// Writes queued frames, coalescing whatever is queued into one write,
-/// until the connection ends; then closes it.
-async fn writer_task<W>(mut write: W, mut queue: mpsc::Receiver<Outgoing>, shared: Arc<Shared>)
-where
-    W: AsyncWrite + Unpin,
-{
-    let mut shutdown = shared.shutdown.subscribe();
-    let mut batch = Batch::new(write.is_write_vectored());
-    let reason = loop {
-        let first = tokio::select! {
-            biased;
-            _ = shutdown.wait_for(|closed| *closed) => return,
-            first = queue.recv() => first,
+/// The writer task: writes queued frames, coalescing whatever is queued
+/// into one write (and queued sends into `SEND_BATCH`es), until the
+/// connection ends; then closes it.
+struct Writer {
+    shared: Arc<Shared>,
+    encoder: ClientCodec,
+    group: SendGroup,
+}
+
+impl Writer {
+    async fn run<W>(mut self, mut write: W, mut queue: mpsc::Receiver<Outgoing>)
+    where
+        W: AsyncWrite + Unpin,
+    {
+        let mut shutdown = self.shared.shutdown.subscribe();
+        let mut batch = Batch::new(write.is_write_vectored());
+        let reason = loop {
+            let first = tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|closed| *closed) => return,
+                first = queue.recv() => first,
+            };
+            let mut close = match first {
+                Some(outgoing) => self.take(outgoing, &mut batch),
+                None => true,
+            };
+            while !close && batch.frames < MAX_BATCH_FRAMES && batch.bytes < MAX_BATCH_BYTES {
+                match queue.try_recv() {
+                    Ok(outgoing) => close = self.take(outgoing, &mut batch),
+                    Err(_) => break,
+                }
+            }
+            self.flush_group(&mut batch);
+            let written = tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|closed| *closed) => return,
+                written = batch.write(&mut write) => written,
+            };
+            if let Err(e) = written {
+                break format!("writing to the server failed: {e}");
+            }
+            if close {
+                // A clean end: TCP FIN, or TLS close_notify then FIN.
+                let _ = tokio::time::timeout(CLOSE_WAIT, write.shutdown()).await;
+                break "the client closed the connection".to_owned();
+            }
         };
-        let mut close = false;
-        match first {
-            Some(Outgoing::Frame(frame)) => batch.add(&frame),
-            Some(Outgoing::Close) => close = true,
-            None => close = true,
-        }
-        while !close && batch.frames < MAX_BATCH_FRAMES && batch.bytes < MAX_BATCH_BYTES {
-            match queue.try_recv() {
-                Ok(Outgoing::Frame(frame)) => batch.add(&frame),
-                Ok(Outgoing::Close) => close = true,
-                Err(_) => break,
+        self.shared.close(reason);
+    }
+
+    /// Takes one queued item into this wake-up's write, keeping queue
+    /// order (a frame after grouped sends is written after them); returns
+    /// whether it asks to close.
+    fn take(&mut self, outgoing: Outgoing, batch: &mut Batch) -> bool {
+        match outgoing {
+            Outgoing::Send { id, item } => {
+                if !self.group.fits(item.body.len()) {
+                    self.flush_group(batch);
+                }
+                self.group.push(id, item);
+                false
+            }
+            Outgoing::Frame(frame) => {
+                self.flush_group(batch);
+                batch.add(&frame);
+                false
+            }
+            Outgoing::Close => {
+                self.flush_group(batch);
+                true
             }
         }
-        let written = tokio::select! {
-            biased;
-            _ = shutdown.wait_for(|closed| *closed) => return,
-            written = batch.write(&mut write) => written,
-        };
-        if let Err(e) = written {
-            break format!("writing to the server failed: {e}");
+    }
+
+    /// Encodes the grouped sends: one `SEND`, or one `SEND_BATCH` under a
+    /// fresh id registered for its callers. A batch that cannot be encoded
+    /// is split back into `SEND`s so each caller gets its own error.
+    fn flush_group(&mut self, batch: &mut Batch) {
+        match self.group.take() {
+            None => {}
+            Some(Grouped::One(id, request)) => self.encode_alone(id, &request, batch),
+            Some(Grouped::Many(ids, request)) => {
+                let batch_id = self.shared.next_id();
+                match self.encoder.encode_parts(batch_id, &request) {
+                    // If the connection has closed, every caller has been
+                    // failed already and there is nothing to write.
+                    Ok(frame) => {
+                        if self.shared.register_batch(batch_id, ids).is_ok() {
+                            batch.add(&frame);
+                        }
+                    }
+                    Err(_) => {
+                        for (id, request) in unbatch(ids, request) {
+                            self.encode_alone(id, &request, batch);
+                        }
+                    }
+                }
+            }
         }
-        if close {
-            // A clean end: TCP FIN, or TLS close_notify then FIN.
-            let _ = tokio::time::timeout(CLOSE_WAIT, write.shutdown()).await;
-            break "the client closed the connection".to_owned();
+    }
+
+    fn encode_alone(&self, id: u64, request: &Request, batch: &mut Batch) {
+        match self.encoder.encode_parts(id, request) {
+            Ok(frame) => batch.add(&frame),
+            Err(e) => self.shared.fail(id, ClientError::request_invalid(e)),
         }
-    };
-    shared.close(reason);
+    }
 }
 
 /// The frames of one writer wake-up: small pieces copied into one buffer,

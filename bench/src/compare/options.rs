@@ -41,6 +41,12 @@ pub struct CompareArgs {
     /// Publishes in flight per producer
     #[arg(long, default_value_t = 256)]
     pub(crate) window: usize,
+    /// Spine only: most queued sends one connection packs into a SEND_BATCH
+    /// (the client's `coalesce_sends`; 1: one SEND per message). Each
+    /// message is still acknowledged on its own once durable.
+    #[arg(long, default_value_t = spine_client::DEFAULT_COALESCE_SENDS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub(crate) coalesce_sends: usize,
     /// Consumer connections (1 to 3: Spine's demo directory has 3 mailboxes)
     #[arg(long, default_value_t = 2)]
     pub(crate) consumers: usize,
@@ -158,6 +164,7 @@ impl CompareArgs {
             size: self.size,
             window: self.window,
             batch: 1,
+            coalesce_sends: self.coalesce_sends,
             rate,
             max: rate.is_none(),
             seconds: self.seconds,

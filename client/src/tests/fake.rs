@@ -143,6 +143,9 @@ pub(crate) struct Stats {
     pub connections: AtomicUsize,
     pub hellos: AtomicUsize,
     pub sends: AtomicUsize,
+    /// `SEND_BATCH` frames, and the messages in them.
+    pub batches: AtomicUsize,
+    pub batch_items: AtomicUsize,
     pub held: AtomicUsize,
     pub max_held: AtomicUsize,
     pub credit_granted: AtomicU64,
@@ -240,6 +243,8 @@ impl ConnState {
                 Step::Reply(vec![])
             }
             Request::SendBatch(items) => {
+                stats.batches.fetch_add(1, Ordering::SeqCst);
+                stats.batch_items.fetch_add(items.len(), Ordering::SeqCst);
                 let results = items
                     .iter()
                     .enumerate()
@@ -249,8 +254,11 @@ impl ConnState {
                             "DIR_RECIPIENT_UNREGISTERED",
                             "the recipient is not registered",
                         )),
-                        _ => Ok(SendOk {
-                            message_id: message_id(i as u32),
+                        // A numeric subject names the id, as for SEND.
+                        subject => Ok(SendOk {
+                            message_id: message_id(
+                                subject.and_then(|s| s.parse().ok()).unwrap_or(i as u32),
+                            ),
                             duplicate: false,
                             status: MessageStatus::Accepted,
                         }),

@@ -14,10 +14,35 @@ use super::fake::{
 use crate::{Client, ClientError};
 
 async fn client_for(script: Script) -> (Client, super::fake::FakeServer) {
+    client_coalescing(script, crate::DEFAULT_COALESCE_SENDS).await
+}
+
+/// `n` sends with empty bodies from as many tasks; each must succeed.
+async fn send_concurrently(client: &Client, n: u32) {
+    let tasks: Vec<_> = (0..n)
+        .map(|n| {
+            let client = client.clone();
+            tokio::spawn(async move { client.send(header(n), Bytes::new()).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+}
+
+/// A client that sends every message in its own `SEND`.
+async fn client_without_coalescing(script: Script) -> (Client, super::fake::FakeServer) {
+    client_coalescing(script, 1).await
+}
+
+async fn client_coalescing(
+    script: Script,
+    coalesce_sends: usize,
+) -> (Client, super::fake::FakeServer) {
     let server = start_tcp(script, None).await;
-    let client = Client::connect(config(server.endpoint("native")))
-        .await
-        .unwrap();
+    let mut c = config(server.endpoint("native"));
+    c.coalesce_sends = coalesce_sends;
+    let client = Client::connect(c).await.unwrap();
     (client, server)
 }
 
@@ -59,7 +84,7 @@ async fn a_refused_hello_surfaces_auth_failed() {
 async fn pipelined_sends_from_clones_are_matched_by_id() {
     bounded(async {
         // Answers come back in groups of 8, newest first.
-        let (client, server) = client_for(Script {
+        let (client, server) = client_without_coalescing(Script {
             hold_sends: 8,
             ..Script::default()
         })
@@ -107,19 +132,71 @@ async fn the_pipelining_window_bounds_requests_in_flight() {
         .await;
         let mut c = config(server.endpoint("native"));
         c.max_in_flight = 4;
+        c.coalesce_sends = 1;
         let client = Client::connect(c).await.unwrap();
-        let tasks: Vec<_> = (0..20u32)
-            .map(|n| {
-                let client = client.clone();
-                tokio::spawn(async move { client.send(header(n), Bytes::new()).await })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap().unwrap();
-        }
+        send_concurrently(&client, 20).await;
         assert_eq!(Stats::get(&server.stats.sends), 20);
         let max_held = Stats::get(&server.stats.max_held);
         assert!((1..=4).contains(&max_held), "{max_held} requests in flight");
+    })
+    .await;
+}
+
+/// 64 sends from concurrent tasks on a current-thread runtime: all are
+/// queued before the writer runs, so they share `SEND_BATCH` frames; each
+/// caller still gets its own message id, and a refused item fails only
+/// its own caller.
+#[tokio::test]
+async fn concurrent_sends_are_coalesced_and_each_caller_gets_its_own_answer() {
+    bounded(async {
+        let (client, server) = client_for(Script::default()).await;
+        let tasks: Vec<_> = (0..64u32)
+            .map(|n| {
+                let client = client.clone();
+                let mut h = header(n);
+                if n == 13 {
+                    h.subject = Some("bad".into());
+                }
+                tokio::spawn(async move { (n, client.send(h, Bytes::from_static(b"b")).await) })
+            })
+            .collect();
+        for task in tasks {
+            match task.await.unwrap() {
+                (13, Err(ClientError::Server(e))) => {
+                    assert_eq!(e.name, "DIR_RECIPIENT_UNREGISTERED");
+                }
+                (13, other) => panic!("the refused send got {other:?}"),
+                (n, Ok(ok)) => assert_eq!(ok.message_id, message_id(n), "send {n}"),
+                (n, Err(e)) => panic!("send {n} failed: {e}"),
+            }
+        }
+        let singles = Stats::get(&server.stats.sends);
+        let batches = Stats::get(&server.stats.batches);
+        assert_eq!(singles + Stats::get(&server.stats.batch_items), 64);
+        assert!(batches >= 1, "no SEND_BATCH");
+        assert!(
+            singles + batches <= 8,
+            "64 queued sends took {singles} SENDs and {batches} SEND_BATCHes"
+        );
+
+        // A lone send is a plain SEND.
+        let before = Stats::get(&server.stats.sends);
+        client
+            .send(header(99), Bytes::from_static(b"b"))
+            .await
+            .unwrap();
+        assert_eq!(Stats::get(&server.stats.sends), before + 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn coalescing_off_sends_each_message_alone() {
+    bounded(async {
+        let (client, server) = client_without_coalescing(Script::default()).await;
+        send_concurrently(&client, 16).await;
+        assert_eq!(Stats::get(&server.stats.sends), 16);
+        assert_eq!(Stats::get(&server.stats.batches), 0);
     })
     .await;
 }
@@ -265,7 +342,7 @@ async fn a_subscription_grants_credit_back_as_pushes_are_consumed() {
 async fn connection_loss_fails_requests_in_flight_and_the_next_call_reconnects() {
     bounded(async {
         // SENDs are never answered; TRACK makes the server hang up.
-        let (client, server) = client_for(Script {
+        let (client, server) = client_without_coalescing(Script {
             hold_sends: usize::MAX,
             drop_on_track: true,
             pushes: 0,

@@ -296,6 +296,7 @@ async fn connect(c: &Connection, env: Env<'_>) -> Result<Client, Failure> {
         connect_timeout: timeout,
         request_timeout: timeout,
         max_in_flight: 64,
+        coalesce_sends: spine_client::DEFAULT_COALESCE_SENDS,
         limits: Limits::default(),
     };
     Client::connect(config).await.map_err(failed)
