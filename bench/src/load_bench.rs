@@ -703,6 +703,11 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
     let mut next_list = Instant::now();
     // Pages forward through a backlog; back to the start once it is empty.
     let mut cursor: Option<u64> = None;
+    // The order key of the last push: pushes come in inbox order (a
+    // subscriber that falls behind is refilled from the inbox), so a listed
+    // message after it is still to be pushed, and only one before it that
+    // was never seen was missed (sent before subscribing) and is fetched.
+    let mut last_pushed: Option<u64> = None;
     // Messages received (their bodies came with their pushes, or were
     // downloaded), acknowledged in batches (ACKNOWLEDGE_BATCH) once
     // ACK_BATCH are ready or no push came.
@@ -716,8 +721,13 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
             match client.list_inbox(None, 500, cursor).await {
                 Ok(page) => {
                     let s = state.lock().unwrap_or_else(|p| p.into_inner());
-                    let more = page.messages.last().map(|m| m.order);
+                    let mut more = page.messages.last().map(|m| m.order);
                     for entry in page.messages {
+                        if subscription.is_some() && Some(entry.order) > last_pushed {
+                            // Coming by push; so is everything after it.
+                            more = None;
+                            break;
+                        }
                         match s.get(&entry.message_id) {
                             Some(Some(acked_at)) if *acked_at < listed_at => {
                                 tally.duplicates.fetch_add(1, Ordering::Relaxed);
@@ -743,6 +753,7 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
             match tokio::time::timeout(wait, sub.next()).await {
                 Ok(Some(push)) => {
                     pushed = true;
+                    last_pushed = last_pushed.max(Some(push.order));
                     due.push((push.envelope.message_id, push.body.is_some()));
                 }
                 Ok(None) => subscription = None, // connection lost: poll

@@ -18,7 +18,9 @@ use ractor::{Actor, ActorRef};
 use spine_core::directory::{Directory, DirectoryError};
 use spine_core::envelope::{Envelope, MessageType, ReportStatus};
 use spine_core::ids::{LocalId, MailboxId, MessageId, MessageIdGenerator, OdsCode, WorkflowId};
-use spine_core::message::{report_envelope, MessageStatus, ReportSpec, StoreError, WorkflowFilter};
+use spine_core::message::{
+    report_envelope, ChunkLoc, MessageStatus, ReportSpec, StoreError, WorkflowFilter,
+};
 use spine_core::partition::PartitionMap;
 use spine_core::random::RandomSource;
 use spine_core::time::{Clock, Timestamp};
@@ -592,6 +594,15 @@ impl NodeHandle {
         Ok((download, held))
     }
 
+    /// The body of a pushed message that was not at hand
+    /// ([`Notification::body_at`]), or `None` if it cannot be read (the
+    /// subscriber then downloads it as usual).
+    pub(crate) async fn read_pushed_body(&self, loc: ChunkLoc) -> Option<Bytes> {
+        let body = self.shared.reader.read(loc).await.ok()?;
+        metrics::counter!("spine_messages_delivered_total").increment(1);
+        Some(body)
+    }
+
     /// Acknowledges a message addressed to `mailbox` (idempotent).
     pub async fn acknowledge(
         &self,
@@ -907,10 +918,12 @@ impl NodeHandle {
         .await
     }
 
-    /// Pushes messages newly accepted into `mailbox` (bounded: a subscriber
-    /// that falls behind misses notifications and should re-list). The
-    /// stream ends (`None`) if the mailbox's partition restarts: subscribe
-    /// again and re-list to catch up.
+    /// Pushes messages newly accepted into `mailbox`, in inbox order
+    /// (bounded: a subscriber whose buffer is full falls behind and is
+    /// refilled from the inbox as it frees room, each message once; those
+    /// acknowledged meanwhile are skipped). The stream ends (`None`) if the
+    /// mailbox's partition restarts: subscribe again and re-list to catch
+    /// up.
     pub async fn subscribe(
         &self,
         mailbox: &MailboxId,

@@ -297,3 +297,80 @@ async fn service_state_survives_runtime_compaction_and_restart() {
     assert_eq!(e.code(), "ID_NHS_NUMBER_CHECK_DIGIT");
     node.shutdown().await.unwrap();
 }
+
+/// A subscriber whose buffer (4) is far smaller than what arrives while it
+/// does not read still gets every message by push, in inbox order, each
+/// once: the first directly with its body, the rest refilled from the inbox
+/// with where their body lies; a message acknowledged before its refill is
+/// not pushed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_falls_behind_is_refilled_in_order_from_the_inbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_unix_seconds(
+        1_780_000_000,
+    )));
+    let mut p = parts(clock);
+    p.runtime.subscriber_buffer = 4;
+    let (node, _) = Node::start(storage(dir.path()), p).await.unwrap();
+    let mut rx = node.subscribe(&mb("X26ABC2")).await.unwrap();
+    let mut sent = Vec::new();
+    for i in 0..40u32 {
+        let req = SendRequest::simple(
+            mb("X26ABC1"),
+            mb("X26ABC2"),
+            wf("PATH_TEST"),
+            Bytes::from(format!("body {i}")),
+        );
+        sent.push(node.send(req).await.unwrap().message_id);
+    }
+    // Acknowledged while still waiting for its refill: never pushed.
+    let skipped = sent[30];
+    node.acknowledge(&mb("X26ABC2"), &skipped).await.unwrap();
+    let mut got = Vec::new();
+    let mut orders = Vec::new();
+    while got.len() < 39 {
+        let n = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("a refill within 10 s")
+            .expect("the subscription stays open");
+        let body = match (&n.body, n.body_at) {
+            (Some(b), _) => b.clone(),
+            (None, Some(loc)) => node.read_pushed_body(loc).await.unwrap(),
+            (None, None) => panic!("no body or location for {}", n.envelope.message_id),
+        };
+        let i = sent
+            .iter()
+            .position(|id| *id == n.envelope.message_id)
+            .unwrap();
+        assert_eq!(body, Bytes::from(format!("body {i}")));
+        got.push(n.envelope.message_id);
+        orders.push(n.order);
+        // Reads and requests let the partition refill.
+        let _ = node
+            .list_inbox(&mb("X26ABC2"), None, None, 1)
+            .await
+            .unwrap();
+    }
+    let want: Vec<_> = sent.iter().copied().filter(|id| *id != skipped).collect();
+    assert_eq!(
+        got, want,
+        "every message once, in order, minus the acknowledged one"
+    );
+    assert!(orders.windows(2).all(|w| w[0] < w[1]));
+    // Caught up: the next message is pushed directly, with its body.
+    let req = SendRequest::simple(
+        mb("X26ABC1"),
+        mb("X26ABC2"),
+        wf("PATH_TEST"),
+        Bytes::from_static(b"live"),
+    );
+    let id = node.send(req).await.unwrap().message_id;
+    let n = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n.envelope.message_id, id);
+    assert_eq!(n.body.as_deref(), Some(&b"live"[..]));
+    assert!(rx.try_recv().is_err(), "nothing pushed twice");
+    node.shutdown().await.unwrap();
+}

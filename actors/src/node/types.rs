@@ -176,4 +176,8 @@ pub struct Notification {
     /// was at hand; otherwise `None`, and a subscriber that wants it
     /// downloads it.
     pub body: Option<Bytes>,
+    /// Where that body lies when it was not at hand (a message refilled
+    /// to a subscriber that fell behind), so a pusher can read it instead
+    /// of the subscriber downloading it.
+    pub body_at: Option<ChunkLoc>,
 }

@@ -30,13 +30,13 @@ use spine_core::message::{
     StoreError,
 };
 use spine_core::wal::PendingRecord;
-use tokio::sync::mpsc;
 
 use super::msg::{Foreign, PartitionMsg, Reply, ResetProgress};
+use super::subscribers::Subscribers;
 use crate::node::error::RequestError;
 use crate::node::shared::Shared;
 use crate::node::types::{
-    ChunkOutcome, InboxPage, MessageView, Notification, SendOutcome, MAX_NOTIFICATION_BODY_BYTES,
+    ChunkOutcome, InboxPage, MessageView, SendOutcome, MAX_NOTIFICATION_BODY_BYTES,
 };
 use crate::wal::AppendResult;
 
@@ -122,7 +122,7 @@ pub struct PartitionState {
     group: Vec<Op>,
     /// Whether `log` gathers into `group` (while draining) or submits at once.
     grouping: bool,
-    subscribers: HashMap<MailboxId, Vec<mpsc::Sender<Notification>>>,
+    subscribers: Subscribers,
 }
 
 impl std::fmt::Debug for PartitionState {
@@ -159,7 +159,7 @@ impl Actor for PartitionActor {
             keys: HashMap::new(),
             group: Vec::new(),
             grouping: false,
-            subscribers: HashMap::new(),
+            subscribers: Subscribers::default(),
         })
     }
 
@@ -322,9 +322,8 @@ impl PartitionState {
                 }
             }
             PartitionMsg::Subscribe { mailbox, tx } => {
-                let subs = self.subscribers.entry(mailbox).or_default();
-                subs.retain(|t| !t.is_closed());
-                subs.push(tx)
+                let last = self.store.inbox_last(&mailbox);
+                self.subscribers.add(mailbox, tx, last);
             }
             PartitionMsg::Durable { token, result } => self.on_durable(myself, token, result)?,
             PartitionMsg::Drain => self.drain(myself).await,
@@ -365,6 +364,7 @@ impl PartitionState {
         }
         self.grouping = false;
         self.flush(myself).await;
+        self.subscribers.refill(&self.store);
         if served == DRAIN_LIMIT || !rx.is_empty() {
             self.shared.wake(self.index);
         }
@@ -832,27 +832,8 @@ impl PartitionState {
     }
 
     fn notify(&mut self, accepted: &[(MessageId, Option<Bytes>)]) {
-        for (id, body) in accepted {
-            let Some(m) = self.store.get(id) else {
-                continue;
-            };
-            let Some(subs) = self.subscribers.get_mut(&m.envelope.recipient) else {
-                continue;
-            };
-            let note = Notification {
-                envelope: Arc::clone(&m.envelope),
-                order: m.accepted_seq.unwrap_or(0),
-                body: body.clone(),
-            };
-            subs.retain(|tx| match tx.try_send(note.clone()) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    metrics::counter!("spine_subscriber_lagged_total").increment(1);
-                    true
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
-            });
-        }
+        self.subscribers.notify(&self.store, accepted);
+        self.subscribers.refill(&self.store);
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod actor;
 pub mod msg;
 pub mod rebuild;
+mod subscribers;
 
 pub use actor::{PartitionActor, PartitionArgs, PartitionState};
 pub use msg::PartitionMsg;

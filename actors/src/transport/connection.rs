@@ -362,6 +362,7 @@ impl ConnState {
                             Arc::clone(&window),
                             out,
                             inline_max,
+                            context.node.clone(),
                         ));
                         self.subscription = Some(Subscription {
                             stream_id,
@@ -531,22 +532,30 @@ impl ConnState {
 }
 
 /// Pushes each newly accepted message while credit lasts, with its body
-/// when the node has it at hand and it is at most `inline_max` bytes.
+/// when it is at most `inline_max` bytes and the node has it at hand or
+/// can read it from where the notification says it lies (a message
+/// refilled to a subscriber that fell behind).
 async fn push_loop(
     mut notifications: tokio::sync::mpsc::Receiver<crate::node::Notification>,
     credit: Arc<Semaphore>,
     out: Outbox,
     inline_max: usize,
+    node: crate::node::NodeHandle,
 ) {
     while let Some(n) = notifications.recv().await {
         let Ok(permit) = credit.acquire().await else {
             return;
         };
         permit.forget();
+        let body = match (n.body, n.body_at) {
+            (Some(body), _) => Some(body),
+            (None, Some(loc)) if loc.len as usize <= inline_max => node.read_pushed_body(loc).await,
+            (None, _) => None,
+        };
         let push = Response::Push {
             envelope: n.envelope,
             order: n.order,
-            body: n.body.filter(|b| b.len() <= inline_max),
+            body: body.filter(|b| b.len() <= inline_max),
         };
         if out.send(Outgoing::Frame(0, push)).await.is_err() {
             return;

@@ -488,6 +488,13 @@ impl MessageStore {
             .collect()
     }
 
+    /// The order key of the newest message waiting in `mailbox`'s inbox.
+    pub fn inbox_last(&self, mailbox: &MailboxId) -> Option<u64> {
+        self.inboxes
+            .get(mailbox)
+            .and_then(|inbox| inbox.keys().next_back().copied())
+    }
+
     /// Number of messages waiting in `mailbox`'s inbox.
     pub fn inbox_len(&self, mailbox: &MailboxId) -> usize {
         self.inboxes.get(mailbox).map_or(0, BTreeMap::len)
