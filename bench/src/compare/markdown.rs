@@ -151,12 +151,12 @@ fn max_rate_table(s: &mut String, report: &Report) {
     );
     let _ = writeln!(
         s,
-        "| mode | ack means durable | rounds | msgs/s | min–max msgs/s | p50 | p99 | p999 | lost / dup | Spine's throughput ratio | Spine's p99 ratio | disk fdatasyncs/s just before |"
+        "| mode | ack means durable | rounds | msgs/s | min–max msgs/s | p50 | p99 | p999 | lost / dup | Spine's throughput ratio | Spine's p99 ratio | delivered end to end msgs/s (drain) | disk fdatasyncs/s just before |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for p in &report.peers {
         let durable = if p.durable_ack { "yes" } else { "**no**" };
-        let gap = "| | | | | | | | | |";
+        let gap = "| | | | | | | | | | |";
         match (&p.status, &p.max_rate) {
             (Status::NotRun { reason }, _) => {
                 let _ = writeln!(
@@ -183,7 +183,7 @@ fn max_rate_table(s: &mut String, report: &Report) {
                 };
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {}–{} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {}–{} | {} | {} | {} | {} | {} | {} | {} ({:.1} s) | {} |",
                     p.mode,
                     durable,
                     rounds,
@@ -196,6 +196,8 @@ fn max_rate_table(s: &mut String, report: &Report) {
                     losses(m),
                     tr,
                     pr,
+                    thousands(m.delivered_msgs_per_s),
+                    m.drain_s,
                     p.disk_syncs_per_s
                         .map_or_else(|| "n/a".to_owned(), thousands)
                 );
@@ -204,7 +206,7 @@ fn max_rate_table(s: &mut String, report: &Report) {
     }
     let _ = writeln!(
         s,
-        "\nmsgs/s, p50, p99, p999 and the disk rate are medians over the rounds the mode ran in; min–max is the range of its rounds' throughput; lost / dup are totals over all rounds. Ratios are per-round medians: Spine's figure over the row's in each round in which both ran, then the median of those (throughput above 1: Spine faster; p99 below 1: Spine's lower).\n"
+        "\nmsgs/s, p50, p99, p999 and the disk rate are medians over the rounds the mode ran in; min–max is the range of its rounds' throughput; lost / dup are totals over all rounds. msgs/s counts sends acknowledged during the run; delivered end to end is what the consumers received and acknowledged over the run plus the drain after it (in brackets: how long the drain took), so a peer whose consumers fell behind during the run shows it there. Ratios are per-round medians: Spine's figure over the row's in each round in which both ran, then the median of those (throughput above 1: Spine faster; p99 below 1: Spine's lower).\n"
     );
 }
 
@@ -375,11 +377,11 @@ mod tests {
             assert!(rows.count() >= 1, "{m}");
         }
         assert!(md.contains("| redis-aof-always | yes | not run: redis-server not found |"));
-        assert!(md.contains("| nats-js-default | **no** | 1 | 90,000 | 90,000–90,000 | 10.0 ms | 20.0 ms | 40.0 ms | 0 / 0 | 1.67× | 0.50× | n/a |"), "{md}");
+        assert!(md.contains("| nats-js-default | **no** | 1 | 90,000 | 90,000–90,000 | 10.0 ms | 20.0 ms | 40.0 ms | 0 / 0 | 1.67× | 0.50× | 90,000 (0.0 s) | n/a |"), "{md}");
         assert!(md
             .lines()
             .any(|l| l.starts_with("| spine | yes | 1 | 150,000 |")
-                && l.ends_with("| — | — | 5,500 |")));
+                && l.ends_with("| — | — | 150,000 (0.0 s) | 5,500 |")));
         assert!(md.contains(
             "At least 1.5× the fastest durable peer (rabbitmq-quorum, by median throughput): yes (median per-round ratio 10.00×)"
         ));
@@ -392,7 +394,7 @@ mod tests {
             .collect();
         assert_eq!(table.len(), 2 + Mode::ALL.len(), "{md}");
         for line in table {
-            assert_eq!(line.matches('|').count(), 13, "12 cells: {line}");
+            assert_eq!(line.matches('|').count(), 14, "13 cells: {line}");
         }
         assert!(md.contains("Ratios are per-round medians"));
         assert!(md.contains("single runs, not medians"));

@@ -48,6 +48,8 @@ pub(crate) fn max_rate(rounds: &[RoundResult]) -> Option<MaxRate> {
         throughput_msgs_per_s: median_of(throughputs())?,
         throughput_min_msgs_per_s: throughputs().fold(f64::INFINITY, f64::min),
         throughput_max_msgs_per_s: throughputs().fold(0.0, f64::max),
+        delivered_msgs_per_s: median_of(runs.iter().map(|(_, r)| r.delivered_msgs_per_s))?,
+        drain_s: median_of(runs.iter().map(|(_, r)| r.drain_s))?,
         latency_us: latency(&latencies),
         acked: runs.iter().map(|(_, r)| r.acked).sum(),
         lost: runs.iter().map(|(_, r)| r.lost).sum(),

@@ -30,6 +30,10 @@ pub(crate) struct RunResult {
     pub(crate) send_errors: u64,
     pub(crate) consumer_errors: u64,
     pub(crate) drain_s: f64,
+    /// Messages received (and acknowledged) by the consumers per second of
+    /// the whole run including the drain: the rate messages get through
+    /// end to end, whether or not the consumers kept up during the run.
+    pub(crate) delivered_msgs_per_s: f64,
     pub(crate) first_errors: Vec<String>,
 }
 
@@ -77,6 +81,10 @@ pub(crate) struct MaxRate {
     pub(crate) throughput_msgs_per_s: f64,
     pub(crate) throughput_min_msgs_per_s: f64,
     pub(crate) throughput_max_msgs_per_s: f64,
+    /// Median end-to-end delivery rate ([`RunResult::delivered_msgs_per_s`])
+    /// and drain time.
+    pub(crate) delivered_msgs_per_s: f64,
+    pub(crate) drain_s: f64,
     /// Medians of the rounds' p50, p99, p999 and mean; `max` is the
     /// largest of the rounds'.
     pub(crate) latency_us: Latency,
@@ -209,6 +217,7 @@ pub(crate) mod tests {
             send_errors: 0,
             consumer_errors: 0,
             drain_s: 0.0,
+            delivered_msgs_per_s: throughput,
             first_errors: Vec::new(),
         }
     }

@@ -93,6 +93,12 @@ async fn start(
 }
 
 fn run_result(o: Output, offered: Option<f64>) -> RunResult {
+    let whole_run = o.seconds + o.drain_s;
+    let delivered = if whole_run > 0.0 {
+        o.received as f64 / whole_run
+    } else {
+        0.0
+    };
     RunResult {
         offered_msgs_per_s: offered,
         throughput_msgs_per_s: o.throughput_msgs_per_s,
@@ -105,6 +111,7 @@ fn run_result(o: Output, offered: Option<f64>) -> RunResult {
         send_errors: o.send_errors,
         consumer_errors: o.consumer_errors,
         drain_s: o.drain_s,
+        delivered_msgs_per_s: delivered,
         first_errors: o.first_errors,
     }
 }
