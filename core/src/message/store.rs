@@ -64,6 +64,29 @@ pub enum Applied {
     Ignored,
 }
 
+/// Where a message sits in the indexes a state change can move it between
+/// (see [`MessageStore::insert`], which puts it there in the first place).
+struct Indexed {
+    /// Its inbox order key, while it waits in its recipient's inbox.
+    inbox: Option<u64>,
+    /// Whether it is in the expiry index.
+    expiry: bool,
+    segments: Vec<u64>,
+    bytes: u64,
+}
+
+impl Indexed {
+    fn of(state: &MessageState) -> Indexed {
+        let accepted = state.status == MessageStatus::Accepted;
+        Indexed {
+            inbox: state.accepted_seq.filter(|_| accepted),
+            expiry: accepted,
+            segments: state.segments(),
+            bytes: state.payload_bytes(),
+        }
+    }
+}
+
 /// All messages of one node (or one partition).
 #[derive(Debug, Clone, Default)]
 pub struct MessageStore {
@@ -347,6 +370,13 @@ impl MessageStore {
     /// Takes a message out, lets `change` mutate it, and puts it back with
     /// its indexes rebuilt. `change` must check before it mutates: when it
     /// refuses, the message goes back as it was.
+    /// Changes a message in place and moves it between the indexes its
+    /// change affects (inbox, expiry, segment references, live bytes).
+    /// `change` may alter only status, accepted order, timestamps and
+    /// chunks: never the envelope, origin or idempotency key, which key the
+    /// other indexes (true of every event that updates). Resolves `origin`
+    /// as replay requires: a message compacted away before the log start is
+    /// `Ignored`.
     fn update(
         &mut self,
         id: &MessageId,
@@ -354,11 +384,75 @@ impl MessageStore {
         log_start: u64,
         change: impl FnOnce(&mut MessageState) -> Result<Applied, StoreError>,
     ) -> Result<Applied, StoreError> {
-        let Some(mut state) = self.take(id, origin, log_start)? else {
-            return Ok(Applied::Ignored);
+        let state = match self.messages.get_mut(id) {
+            Some(state) if state.origin != origin => {
+                return Err(replay_err(format!(
+                    "event for {id} names origin {origin} but the message's origin is {}",
+                    state.origin
+                )))
+            }
+            Some(state) => state,
+            None if origin < log_start => return Ok(Applied::Ignored),
+            None => {
+                return Err(replay_err(format!(
+                    "event for unknown message {id} (origin {origin})"
+                )))
+            }
         };
-        let result = change(&mut state);
-        self.insert(state);
+        let before = Indexed::of(state);
+        let result = change(state);
+        let after = Indexed::of(state);
+        let envelope = Arc::clone(&state.envelope);
+        if before.inbox != after.inbox {
+            if let Some(order) = before.inbox {
+                if let Some(inbox) = self.inboxes.get_mut(&envelope.recipient) {
+                    inbox.remove(&order);
+                    if inbox.is_empty() {
+                        self.inboxes.remove(&envelope.recipient);
+                    }
+                }
+            }
+            if let Some(order) = after.inbox {
+                match self.inboxes.get_mut(&envelope.recipient) {
+                    Some(inbox) => {
+                        inbox.insert(order, *id);
+                    }
+                    None => {
+                        self.inboxes
+                            .insert(envelope.recipient.clone(), BTreeMap::from([(order, *id)]));
+                    }
+                }
+            }
+        }
+        match (before.expiry, after.expiry) {
+            (true, false) => {
+                self.expiry.remove(&(envelope.expires_at, *id));
+            }
+            (false, true) => {
+                self.expiry.insert((envelope.expires_at, *id));
+            }
+            _ => {}
+        }
+        for seg in before
+            .segments
+            .iter()
+            .filter(|s| !after.segments.contains(s))
+        {
+            if let Some(set) = self.refs.get_mut(seg) {
+                set.remove(id);
+                if set.is_empty() {
+                    self.refs.remove(seg);
+                }
+            }
+        }
+        for seg in after
+            .segments
+            .iter()
+            .filter(|s| !before.segments.contains(s))
+        {
+            self.refs.entry(*seg).or_default().insert(*id);
+        }
+        self.live_bytes = self.live_bytes - before.bytes + after.bytes;
         result
     }
 
