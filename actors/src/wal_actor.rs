@@ -140,6 +140,13 @@ async fn ask<T>(
     answer.map_err(|e| e.to_string())
 }
 
+/// Most messages a partition carries per request during compaction. A
+/// slice of snapshots is one group of log writes, so a partition stalls its
+/// sends and acknowledgements for about a millisecond per slice instead of
+/// for a whole segment's worth (tens of thousands of messages, hundreds of
+/// milliseconds, when carried in one go).
+const CARRY_SLICE: usize = 256;
+
 /// One compaction round: frees the oldest segment if the policy (or
 /// `force`) asks and every partition lets go of it. Answers segments removed.
 async fn compact_round(
@@ -167,26 +174,43 @@ async fn compact_round(
     }
     let upto = oldest.first_seq;
     let mut carried = 0;
+    // Messages whose earlier change was still in flight: not carried yet,
+    // so the segment may only go after the check below.
+    let mut waiting = 0;
     for p in 0..partitions {
-        carried += ask(shared, p, |reply| PartitionMsg::Carry {
-            upto_segment: upto,
-            reply,
-        })
-        .await?;
+        // In slices: between them the partition serves its other requests.
+        loop {
+            let progress = ask(shared, p, |reply| PartitionMsg::Carry {
+                upto_segment: upto,
+                limit: CARRY_SLICE,
+                reply,
+            })
+            .await?;
+            carried += progress.submitted;
+            waiting += progress.busy;
+            if !progress.more {
+                break;
+            }
+            // One slice in the log at a time: sends and acknowledgements
+            // share every fsync group with at most one slice of carries.
+            wal.barrier().await.map_err(|e| e.to_string())?;
+        }
     }
     // Service state re-logs its records out of the segment; they are
     // durable when it answers, so it never holds the segment afterwards.
     if let Some(hub) = shared.services.get() {
         carried += usize::try_from(hub.carry(upto).await?).unwrap_or(usize::MAX);
     }
-    if carried > 0 {
+    if carried + waiting > 0 {
         wal.barrier().await.map_err(|e| e.to_string())?;
         for p in 0..partitions {
             let left = ask(shared, p, |reply| PartitionMsg::Carry {
                 upto_segment: upto,
+                limit: CARRY_SLICE,
                 reply,
             })
-            .await?;
+            .await?
+            .left();
             if left > 0 {
                 return Err(format!(
                     "partition {p} still needs segment {} ({left} messages busy)",

@@ -374,3 +374,60 @@ async fn a_subscriber_that_falls_behind_is_refilled_in_order_from_the_inbox() {
     assert!(rx.try_recv().is_err(), "nothing pushed twice");
     node.shutdown().await.unwrap();
 }
+
+/// Compaction carries a segment that holds far more messages than one
+/// carry slice (`CARRY_SLICE`, 256) of one partition: every slice is carried,
+/// the segment is freed, and every message (waiting or acknowledged) is
+/// still there afterwards and after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_carries_a_segment_larger_than_one_slice() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_unix_seconds(
+        1_780_000_000,
+    )));
+    let storage = StorageConfig {
+        segment_bytes: 1 << 20,
+        ..storage(dir.path())
+    };
+    let (node, _) = Node::start(storage.clone(), parts(Arc::clone(&clock)))
+        .await
+        .unwrap();
+    let mut waiting = Vec::new();
+    let mut acked = Vec::new();
+    for i in 0..3_000u32 {
+        let req = SendRequest::simple(
+            mb("X26ABC1"),
+            mb("X26ABC2"),
+            wf("ANY_WORKFLOW"),
+            Bytes::from(format!("message {i}")),
+        );
+        let id = node.send(req).await.unwrap().message_id;
+        if i % 10 == 0 {
+            waiting.push((id, i));
+        } else {
+            node.acknowledge(&mb("X26ABC2"), &id).await.unwrap();
+            acked.push(id);
+        }
+    }
+    let removed = node.compact_now().await.unwrap();
+    assert!(removed >= 1, "the oldest segment was freed");
+    let check = |node: NodeHandle| {
+        let (waiting, acked) = (waiting.clone(), acked.clone());
+        async move {
+            for (id, i) in &waiting {
+                let d = node.download(&mb("X26ABC2"), id, 1).await.unwrap();
+                assert_eq!(d.body, Bytes::from(format!("message {i}")));
+            }
+            for id in &acked {
+                let view = node.track(&mb("X26ABC1"), id).await.unwrap();
+                assert_eq!(view.status, MessageStatus::Acknowledged);
+            }
+        }
+    };
+    check(node.clone()).await;
+    node.shutdown().await.unwrap();
+    let (node, summary) = Node::start(storage, parts(clock)).await.unwrap();
+    assert_eq!(summary.in_inboxes, waiting.len() as u64);
+    check(node.clone()).await;
+    node.shutdown().await.unwrap();
+}

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use spine_core::envelope::Envelope;
+use spine_core::envelope::{Envelope, MessageType};
 use spine_core::ids::{MailboxId, MessageId};
 use spine_core::message::{
     AckCheck, Applied, ChunkLoc, Event, MessageStatus, MessageStore, ResetLimits, SendCheck,
@@ -31,7 +31,7 @@ use spine_core::message::{
 };
 use spine_core::wal::PendingRecord;
 
-use super::msg::{Foreign, PartitionMsg, Reply, ResetProgress};
+use super::msg::{CarryProgress, Foreign, PartitionMsg, Reply, ResetProgress};
 use super::subscribers::Subscribers;
 use crate::node::error::RequestError;
 use crate::node::shared::Shared;
@@ -329,10 +329,11 @@ impl PartitionState {
             PartitionMsg::Drain => self.drain(myself).await,
             PartitionMsg::Carry {
                 upto_segment,
+                limit,
                 reply,
             } => {
-                let submitted = self.on_carry(myself, upto_segment).await;
-                answer(reply, submitted);
+                let progress = self.on_carry(myself, upto_segment, limit).await;
+                answer(reply, progress);
             }
             PartitionMsg::LiveBytes { reply } => answer(reply, Ok(self.store.live_bytes())),
             #[cfg(any(test, feature = "fault-injection"))]
@@ -475,8 +476,7 @@ impl PartitionState {
         for op in &mut ops {
             for (i, event) in op.events.iter().enumerate() {
                 if let Event::Create { envelope, .. } = event {
-                    let owner = self.shared.map.partition_of(&envelope.recipient).0;
-                    if owner != self.index {
+                    if let Some(owner) = self.foreign_owner(envelope) {
                         let at = records.len() + i;
                         foreign.push((
                             at,
@@ -563,7 +563,7 @@ impl PartitionState {
                     return Err("the log answered fewer records than were sent".into());
                 };
                 if let Event::Create { envelope, .. } = &event {
-                    if self.shared.map.partition_of(&envelope.recipient).0 != self.index {
+                    if self.foreign_owner(envelope).is_some() {
                         continue; // forwarded by the completion callback
                     }
                 }
@@ -795,16 +795,36 @@ impl PartitionState {
     /// Logs a `Snapshot` (plus `CarryChunk` copies of chunks in old
     /// segments) for every idle message that needs a segment at or below
     /// `upto`. Busy messages are left for the next round.
+    /// Carries up to `limit` messages out of the segments up to `upto`,
+    /// as one group of log writes (one batch, not one write each).
     async fn on_carry(
         &mut self,
         myself: &ActorRef<PartitionMsg>,
         upto: u64,
-    ) -> Result<usize, RequestError> {
-        let mut submitted = 0;
+        limit: usize,
+    ) -> Result<CarryProgress, RequestError> {
+        self.grouping = true;
+        let carried = self.carry_some(myself, upto, limit).await;
+        self.grouping = false;
+        self.flush(myself).await;
+        carried
+    }
+
+    async fn carry_some(
+        &mut self,
+        myself: &ActorRef<PartitionMsg>,
+        upto: u64,
+        limit: usize,
+    ) -> Result<CarryProgress, RequestError> {
+        let mut progress = CarryProgress::default();
         for id in self.store.referencing(upto) {
             if self.busy.contains(&id) {
-                submitted += 1; // not yet: the caller must come back
+                progress.busy += 1; // not yet: the caller must come back
                 continue;
+            }
+            if progress.submitted >= limit {
+                progress.more = true;
+                break;
             }
             let Some(plan) = self.store.carry_plan(&id, upto) else {
                 continue;
@@ -826,9 +846,27 @@ impl PartitionState {
                 ));
             }
             self.log(myself, events, vec![id], Answer::Quiet).await;
-            submitted += 1;
+            progress.submitted += 1;
         }
-        Ok(submitted)
+        Ok(progress)
+    }
+
+    /// The partition that owns a message this partition creates, when it
+    /// is another one. Only a report can be: the node submits every send
+    /// to its recipient's partition, while a non-delivery report made here
+    /// goes to the original sender, who may live elsewhere. (Checking the
+    /// type first spares hashing the recipient for every send.)
+    fn foreign_owner(&self, envelope: &Envelope) -> Option<u32> {
+        if envelope.message_type != MessageType::Report {
+            debug_assert_eq!(
+                self.shared.map.partition_of(&envelope.recipient).0,
+                self.index,
+                "a send logged by a partition that does not own its recipient"
+            );
+            return None;
+        }
+        let owner = self.shared.map.partition_of(&envelope.recipient).0;
+        (owner != self.index).then_some(owner)
     }
 
     fn notify(&mut self, accepted: &[(MessageId, Option<Bytes>)]) {

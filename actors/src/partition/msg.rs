@@ -133,14 +133,18 @@ pub enum PartitionMsg {
         /// Where to push.
         tx: mpsc::Sender<Notification>,
     },
-    /// Compaction: carry forward every message that still needs a segment
-    /// at or below `upto_segment`; answers how many carries were submitted
-    /// (0 means nothing here needs those segments any more).
+    /// Compaction: carry forward up to `limit` of the messages that still
+    /// need a segment at or below `upto_segment`, logged as one group;
+    /// answers what it did and what is left (see [`CarryProgress`]).
     Carry {
         /// The newest segment to free.
         upto_segment: u64,
+        /// Most messages to carry in this request: compaction asks in
+        /// slices so the partition serves sends and acknowledgements in
+        /// between instead of stalling behind a whole segment's carries.
+        limit: usize,
         /// Where to answer.
-        reply: Reply<usize>,
+        reply: Reply<CarryProgress>,
     },
     /// Live message bytes held by this partition.
     LiveBytes {
@@ -159,6 +163,25 @@ pub enum PartitionMsg {
     /// Fault injection: panic inside the handler.
     #[cfg(any(test, feature = "fault-injection"))]
     Panic,
+}
+
+/// What one [`PartitionMsg::Carry`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CarryProgress {
+    /// Carries submitted by this request.
+    pub submitted: usize,
+    /// Messages still needing the segments whose earlier carry (or other
+    /// change) is not yet durable.
+    pub busy: usize,
+    /// Whether it stopped at `limit` with more to carry.
+    pub more: bool,
+}
+
+impl CarryProgress {
+    /// Messages that still hold the segments: 0 means they can go.
+    pub fn left(&self) -> usize {
+        self.submitted + self.busy
+    }
 }
 
 impl std::fmt::Debug for PartitionMsg {
