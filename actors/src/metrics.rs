@@ -64,7 +64,7 @@ pub const COUNTERS: [(&str, Option<Label>, &str); 16] = [
     (
         "spine_subscriber_lagged_total",
         None,
-        "Notifications dropped because a subscriber fell behind.",
+        "New messages deferred because a subscriber fell behind (pushed later from its inbox, in order).",
     ),
     (
         "spine_actor_restarts_total",

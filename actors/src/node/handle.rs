@@ -212,16 +212,16 @@ fn set_up_services(
 /// The in-process API of a running node. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct NodeHandle {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     supervisor: ActorRef<SupervisorMsg>,
     open: Arc<Mutex<Option<OpenNode>>>,
 }
 
 /// Counts a request in progress (for draining at shutdown).
-struct Active<'a>(&'a AtomicUsize);
+pub(crate) struct Active<'a>(&'a AtomicUsize);
 
 impl<'a> Active<'a> {
-    fn enter(counter: &'a AtomicUsize) -> Active<'a> {
+    pub(crate) fn enter(counter: &'a AtomicUsize) -> Active<'a> {
         counter.fetch_add(1, Ordering::SeqCst);
         Active(counter)
     }
@@ -266,7 +266,7 @@ pub enum FaultTarget {
 }
 
 impl NodeHandle {
-    fn check_open(&self, mutating: bool) -> Result<(), RequestError> {
+    pub(super) fn check_open(&self, mutating: bool) -> Result<(), RequestError> {
         if let Some(reason) = self.shared.failed.get() {
             return Err(RequestError::NodeFailed(reason.clone()));
         }
@@ -279,6 +279,36 @@ impl NodeHandle {
             }
         }
         Ok(())
+    }
+
+    /// Admits one request to `partition` (the caller has counted itself
+    /// active): refuses if the node is closing, else waits (bounded by
+    /// `request_wait_ms`) for room in the partition's queue. Answers the
+    /// permit, held until the request is answered, and the request's
+    /// deadline.
+    pub(crate) async fn admit(
+        &self,
+        partition: u32,
+    ) -> Result<(tokio::sync::OwnedSemaphorePermit, tokio::time::Instant), RequestError> {
+        let shared = &self.shared;
+        if !shared.accepting.load(Ordering::SeqCst) {
+            return Err(match shared.failed.get() {
+                Some(reason) => RequestError::NodeFailed(reason.clone()),
+                None => RequestError::ShuttingDown,
+            });
+        }
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(shared.runtime.request_wait_ms);
+        let permits = shared
+            .permits
+            .get(partition as usize)
+            .ok_or(RequestError::Unavailable(partition))?;
+        // The wait for queue room counts against the same limit.
+        match tokio::time::timeout_at(deadline, Arc::clone(permits).acquire_owned()).await {
+            Ok(Ok(permit)) => Ok((permit, deadline)),
+            Ok(Err(_)) => Err(RequestError::ShuttingDown),
+            Err(_) => Err(RequestError::Unavailable(partition)),
+        }
     }
 
     /// Sends `make`'s request to a partition and waits for the answer.
@@ -294,25 +324,7 @@ impl NodeHandle {
         // waits for the count to reach zero, so a request either is counted
         // (and waited for) or sees that the node is closing.
         let _active = Active::enter(&shared.active);
-        if !shared.accepting.load(Ordering::SeqCst) {
-            return Err(match shared.failed.get() {
-                Some(reason) => RequestError::NodeFailed(reason.clone()),
-                None => RequestError::ShuttingDown,
-            });
-        }
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_millis(shared.runtime.request_wait_ms);
-        let permits = shared
-            .permits
-            .get(partition as usize)
-            .ok_or(RequestError::Unavailable(partition))?;
-        // The wait for queue room counts against the same limit.
-        let _permit =
-            match tokio::time::timeout_at(deadline, Arc::clone(permits).acquire_owned()).await {
-                Ok(Ok(permit)) => permit,
-                Ok(Err(_)) => return Err(RequestError::ShuttingDown),
-                Err(_) => return Err(RequestError::Unavailable(partition)),
-            };
+        let (_permit, deadline) = self.admit(partition).await?;
         let ingress = shared
             .ingress
             .get(partition as usize)
@@ -351,6 +363,18 @@ impl NodeHandle {
     /// Sends a message (or the first chunk of a chunked one). Answers once
     /// it is durable.
     pub async fn send(&self, req: SendRequest) -> Result<SendOutcome, RequestError> {
+        let (partition, envelope, idempotency_key, body) = self.prepare_send(req)?;
+        self.submit_to(partition, envelope, idempotency_key, body)
+            .await
+    }
+
+    /// Checks a send against the node's state and the directory and makes
+    /// its envelope: answers the recipient's partition, the envelope, the
+    /// idempotency key and the body.
+    pub(crate) fn prepare_send(
+        &self,
+        req: SendRequest,
+    ) -> Result<(u32, Box<Envelope>, Option<String>, Bytes), RequestError> {
         self.check_open(true)?;
         self.shared.directory.check_send(
             &req.sender,
@@ -384,7 +408,8 @@ impl NodeHandle {
             linked_message_id: None,
             report: None,
         };
-        self.submit(envelope, idempotency_key, req.body).await
+        let partition = self.shared.map.partition_of(&envelope.recipient).0;
+        Ok((partition, Box::new(envelope), idempotency_key, req.body))
     }
 
     /// Hands a new message to its recipient's partition, which validates
@@ -396,9 +421,21 @@ impl NodeHandle {
         body: Bytes,
     ) -> Result<SendOutcome, RequestError> {
         let partition = self.shared.map.partition_of(&envelope.recipient).0;
+        self.submit_to(partition, Box::new(envelope), idempotency_key, body)
+            .await
+    }
+
+    /// [`NodeHandle::submit`] to a partition already worked out.
+    async fn submit_to(
+        &self,
+        partition: u32,
+        envelope: Box<Envelope>,
+        idempotency_key: Option<String>,
+        body: Bytes,
+    ) -> Result<SendOutcome, RequestError> {
         // A send is submitted once (never resent), so the request moves
         // into the message instead of being cloned.
-        let request = std::sync::Mutex::new(Some((Box::new(envelope), idempotency_key, body)));
+        let request = std::sync::Mutex::new(Some((envelope, idempotency_key, body)));
         self.call(partition, false, |reply| {
             let taken = request.lock().unwrap_or_else(|p| p.into_inner()).take();
             match taken {

@@ -1,6 +1,7 @@
 //! The node: opening storage, the actor tree, and the handle every
 //! transport, the simulator and the benchmarks go through.
 
+mod batch;
 pub mod config;
 pub mod error;
 pub mod handle;

@@ -431,3 +431,79 @@ async fn compaction_carries_a_segment_larger_than_one_slice() {
     check(node.clone()).await;
     node.shutdown().await.unwrap();
 }
+
+/// A batch of sends for several partitions and a batch of acknowledgements
+/// answer per item, in item order, exactly as single requests would: a
+/// refused item fails alone, acknowledging twice is fine, and an unknown
+/// or someone else's message is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_answer_per_item_in_order_across_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_unix_seconds(
+        1_780_000_000,
+    )));
+    let (node, _) = Node::start(storage(dir.path()), parts(clock))
+        .await
+        .unwrap();
+    let to = ["X26ABC2", "X26ABC3", "X99ZZZ9", "X26ABC1", "X26ABC2"];
+    let requests = to
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            SendRequest::simple(
+                mb("X26ABC1"),
+                mb(r),
+                wf("PATH_TEST"),
+                Bytes::from(format!("item {i}")),
+            )
+        })
+        .collect();
+    let results = node.send_many(requests).await;
+    assert_eq!(results.len(), 5);
+    let e = results[2].as_ref().unwrap_err();
+    assert!(e.code().starts_with("DIR_"), "{e}: {}", e.code());
+    let ids: Vec<_> = results
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(i, r)| (i, r.as_ref().unwrap().message_id))
+        .collect();
+    for (i, id) in &ids {
+        let d = node.download(&mb(to[*i]), id, 1).await.unwrap();
+        assert_eq!(d.body, Bytes::from(format!("item {i}")), "item {i}");
+    }
+    // X26ABC2 has items 0 and 4, listed in that order.
+    let page = node
+        .list_inbox(&mb("X26ABC2"), None, None, 10)
+        .await
+        .unwrap();
+    let listed: Vec<_> = page
+        .messages
+        .iter()
+        .map(|m| m.envelope.message_id)
+        .collect();
+    assert_eq!(listed, vec![ids[0].1, ids[3].1]);
+
+    let first = ids[0].1;
+    let not_mine = ids[1].1; // X26ABC3's
+    let unknown = spine_core::ids::MessageId::parse("20200601122152994285_D59900").unwrap();
+    let acks = node
+        .acknowledge_many(&mb("X26ABC2"), &[first, not_mine, first, unknown, ids[3].1])
+        .await;
+    assert_eq!(acks.len(), 5);
+    assert!(
+        acks[0].is_ok() && acks[2].is_ok() && acks[4].is_ok(),
+        "{acks:?}"
+    );
+    assert!(acks[1].is_err(), "someone else's message");
+    assert!(acks[3].is_err(), "an unknown message");
+    assert_eq!(
+        node.list_inbox(&mb("X26ABC2"), None, None, 10)
+            .await
+            .unwrap()
+            .messages
+            .len(),
+        0
+    );
+    node.shutdown().await.unwrap();
+}

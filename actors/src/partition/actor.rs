@@ -210,6 +210,27 @@ impl PartitionState {
                 self.on_send(myself, envelope, idempotency_key, body, reply)
                     .await;
             }
+            PartitionMsg::SendMany(items) => {
+                for item in items {
+                    let one = PartitionMsg::Send {
+                        envelope: item.envelope,
+                        idempotency_key: item.idempotency_key,
+                        body: item.body,
+                        reply: item.reply,
+                    };
+                    Box::pin(self.dispatch(myself, one)).await?;
+                }
+            }
+            PartitionMsg::AckMany { mailbox, items } => {
+                for (id, reply) in items {
+                    let one = PartitionMsg::Ack {
+                        mailbox: mailbox.clone(),
+                        id,
+                        reply,
+                    };
+                    Box::pin(self.dispatch(myself, one)).await?;
+                }
+            }
             PartitionMsg::Chunk {
                 sender,
                 id,

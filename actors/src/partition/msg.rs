@@ -42,6 +42,19 @@ pub struct ResetProgress {
     pub done: bool,
 }
 
+/// One send of a [`PartitionMsg::SendMany`].
+#[derive(Debug)]
+pub struct SendItem {
+    /// The validated envelope, id assigned.
+    pub envelope: Box<Envelope>,
+    /// The sender's idempotency key.
+    pub idempotency_key: Option<String>,
+    /// Chunk 1.
+    pub body: Bytes,
+    /// Where to answer.
+    pub reply: Reply<SendOutcome>,
+}
+
 /// What a partition actor is asked to do.
 pub enum PartitionMsg {
     /// Create a message (its first chunk).
@@ -54,6 +67,17 @@ pub enum PartitionMsg {
         body: Bytes,
         /// Where to answer.
         reply: Reply<SendOutcome>,
+    },
+    /// Several sends for this partition (a `SEND_BATCH`), each handled
+    /// exactly as a `Send` of its own.
+    SendMany(Vec<SendItem>),
+    /// Several acknowledgements by `mailbox` (an `ACKNOWLEDGE_BATCH`), each
+    /// handled exactly as an `Ack` of its own.
+    AckMany {
+        /// The caller (must be the recipient).
+        mailbox: MailboxId,
+        /// The messages and where to answer each.
+        items: Vec<(MessageId, Reply<()>)>,
     },
     /// Upload chunk `chunk_no` of an uploading message.
     Chunk {
@@ -188,6 +212,8 @@ impl std::fmt::Debug for PartitionMsg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let name = match self {
             PartitionMsg::Send { .. } => "Send",
+            PartitionMsg::SendMany(_) => "SendMany",
+            PartitionMsg::AckMany { .. } => "AckMany",
             PartitionMsg::Chunk { .. } => "Chunk",
             PartitionMsg::Ack { .. } => "Ack",
             PartitionMsg::List { .. } => "List",

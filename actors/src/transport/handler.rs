@@ -132,10 +132,9 @@ pub(crate) async fn handle(
             Err(e) => Answer::error(&e),
         },
         Request::AcknowledgeBatch { message_ids } => {
-            // Each as ACKNOWLEDGE would, concurrently: the partitions
-            // group them into shared log writes.
-            let acks = message_ids.iter().map(|id| node.acknowledge(mailbox, id));
-            let results = futures_util::future::join_all(acks).await;
+            // Each as ACKNOWLEDGE would, one request per partition: the
+            // partitions group them into shared log writes.
+            let results = node.acknowledge_many(mailbox, &message_ids).await;
             Answer::One(Response::AckBatchOk(
                 results
                     .iter()
@@ -221,19 +220,33 @@ async fn send(
     })
 }
 
-/// Sends every item concurrently on this task (they reach their
-/// partitions together and share log batches) and answers in item order.
+/// Sends every item, one request per partition (they share log batches),
+/// and answers in item order.
 async fn send_batch(
     node: &NodeHandle,
     sender: &MailboxId,
     items: Vec<BatchItem>,
 ) -> Vec<Result<SendOk, WireError>> {
-    futures_util::future::join_all(items.into_iter().map(|item| async move {
-        send(node, sender, item.header, item.body)
-            .await
-            .map_err(|e| WireError::from_error(&e))
-    }))
-    .await
+    let requests = items
+        .into_iter()
+        .map(|item| SendRequest {
+            sender: sender.clone(),
+            header: item.header,
+            body: item.body,
+        })
+        .collect();
+    node.send_many(requests)
+        .await
+        .into_iter()
+        .map(|r| match r {
+            Ok(out) => Ok(SendOk {
+                message_id: out.message_id,
+                duplicate: out.duplicate,
+                status: out.status,
+            }),
+            Err(e) => Err(WireError::from_error(&e)),
+        })
+        .collect()
 }
 
 fn track_info(view: &MessageView) -> TrackInfo {
