@@ -29,6 +29,28 @@ use super::handle::{Active, NodeHandle};
 use super::types::{SendOutcome, SendRequest};
 use crate::partition::msg::{PartitionMsg, Reply, SendItem};
 
+/// A batch's items by partition, each with its position in the batch.
+struct Groups<I>(Vec<Vec<(usize, I)>>);
+
+impl<I> Groups<I> {
+    fn new() -> Groups<I> {
+        Groups(Vec::new())
+    }
+
+    fn push(&mut self, partition: u32, index: usize, item: I) {
+        let p = partition as usize;
+        if self.0.len() <= p {
+            self.0.resize_with(p + 1, Vec::new);
+        }
+        self.0[p].push((index, item));
+    }
+}
+
+/// One result per item until its answer comes (every item gets one).
+fn unanswered<T>(n: usize) -> Vec<Result<T, RequestError>> {
+    (0..n).map(|_| Err(RequestError::OutcomeUnknown)).collect()
+}
+
 impl NodeHandle {
     /// Sends several messages; one result per request, in order (see
     /// [`NodeHandle::send`]).
@@ -36,55 +58,36 @@ impl NodeHandle {
         &self,
         requests: Vec<SendRequest>,
     ) -> Vec<Result<SendOutcome, RequestError>> {
-        let mut results: Vec<Option<Result<SendOutcome, RequestError>>> =
-            (0..requests.len()).map(|_| None).collect();
-        // Per partition: (item index, what to send).
-        let mut groups: Vec<Vec<(usize, SendItemParts)>> = Vec::new();
+        let mut results = unanswered(requests.len());
+        let mut groups = Groups::new();
         for (i, req) in requests.into_iter().enumerate() {
             match self.prepare_send(req) {
                 Ok((partition, envelope, key, body)) => {
-                    let p = partition as usize;
-                    if groups.len() <= p {
-                        groups.resize_with(p + 1, Vec::new);
-                    }
-                    groups[p].push((i, (envelope, key, body)));
+                    groups.push(partition, i, (envelope, key, body));
                 }
-                Err(e) => results[i] = Some(Err(e)),
+                Err(e) => results[i] = Err(e),
             }
         }
-        let calls = groups
-            .into_iter()
-            .enumerate()
-            .filter(|(_, g)| !g.is_empty())
-            .map(|(p, group)| async move {
-                let (indexes, parts): (Vec<usize>, Vec<SendItemParts>) = group.into_iter().unzip();
-                let answers = self
-                    .call_group(p as u32, parts.len(), |replies| {
-                        PartitionMsg::SendMany(
-                            parts
-                                .into_iter()
-                                .zip(replies)
-                                .map(|((envelope, idempotency_key, body), reply)| SendItem {
-                                    envelope,
-                                    idempotency_key,
-                                    body,
-                                    reply,
-                                })
-                                .collect(),
-                        )
-                    })
-                    .await;
-                indexes.into_iter().zip(answers).collect::<Vec<_>>()
-            });
-        for answers in futures_util::future::join_all(calls).await {
-            for (i, answer) in answers {
-                results[i] = Some(answer);
-            }
-        }
+        self.fan_out(
+            groups,
+            &mut results,
+            |parts: Vec<SendItemParts>, replies| {
+                PartitionMsg::SendMany(
+                    parts
+                        .into_iter()
+                        .zip(replies)
+                        .map(|((envelope, idempotency_key, body), reply)| SendItem {
+                            envelope,
+                            idempotency_key,
+                            body,
+                            reply,
+                        })
+                        .collect(),
+                )
+            },
+        )
+        .await;
         results
-            .into_iter()
-            .map(|r| r.unwrap_or(Err(RequestError::OutcomeUnknown)))
-            .collect()
     }
 
     /// Acknowledges several messages addressed to `mailbox`; one result per
@@ -97,38 +100,48 @@ impl NodeHandle {
         if let Err(e) = self.check_open(true) {
             return ids.iter().map(|_| Err(e.clone())).collect();
         }
-        let mut groups: Vec<Vec<(usize, MessageId)>> = Vec::new();
+        let mut groups = Groups::new();
         for (i, id) in ids.iter().enumerate() {
-            let p = self.shared.owner_of(id) as usize;
-            if groups.len() <= p {
-                groups.resize_with(p + 1, Vec::new);
-            }
-            groups[p].push((i, *id));
+            groups.push(self.shared.owner_of(id), i, *id);
         }
+        let mut results = unanswered(ids.len());
+        self.fan_out(groups, &mut results, |ids, replies| PartitionMsg::AckMany {
+            mailbox: mailbox.clone(),
+            items: ids.into_iter().zip(replies).collect(),
+        })
+        .await;
+        results
+    }
+
+    /// Sends each partition's items as one request that `make` builds from
+    /// them and their replies (concurrently across partitions), and puts
+    /// every answer at its item's position in `results`.
+    async fn fan_out<I, T>(
+        &self,
+        groups: Groups<I>,
+        results: &mut [Result<T, RequestError>],
+        make: impl Fn(Vec<I>, Vec<Reply<T>>) -> PartitionMsg,
+    ) {
+        let make = &make;
         let calls = groups
+            .0
             .into_iter()
             .enumerate()
             .filter(|(_, g)| !g.is_empty())
             .map(|(p, group)| async move {
-                let (indexes, ids): (Vec<usize>, Vec<MessageId>) = group.into_iter().unzip();
+                let (indexes, items): (Vec<usize>, Vec<I>) = group.into_iter().unzip();
                 let answers = self
-                    .call_group(p as u32, ids.len(), |replies| PartitionMsg::AckMany {
-                        mailbox: mailbox.clone(),
-                        items: ids.into_iter().zip(replies).collect(),
-                    })
+                    .call_group(p as u32, items.len(), |replies| make(items, replies))
                     .await;
                 indexes.into_iter().zip(answers).collect::<Vec<_>>()
             });
-        let mut results: Vec<Result<(), RequestError>> = ids
-            .iter()
-            .map(|_| Err(RequestError::OutcomeUnknown))
-            .collect();
         for answers in futures_util::future::join_all(calls).await {
             for (i, answer) in answers {
-                results[i] = answer;
+                if let Some(slot) = results.get_mut(i) {
+                    *slot = answer;
+                }
             }
         }
-        results
     }
 
     /// One request carrying `n` items to `partition`, each answered on its
