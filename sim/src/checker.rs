@@ -166,6 +166,11 @@ impl Checker {
         self.accepted += 1;
     }
 
+    /// Whether `id` was accepted (and so is judged when collected).
+    pub fn expects(&self, id: &MessageId) -> bool {
+        self.expected.contains_key(id)
+    }
+
     /// `mailbox` listed these data messages, in this order.
     pub fn listed(&mut self, mailbox: &MailboxId, ids: &[MessageId], event: &str) {
         // The latest issue tick among the messages listed so far: a message

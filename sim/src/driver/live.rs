@@ -44,13 +44,14 @@ use spine_core::time::Timestamp;
 use spine_core::ErrorCode;
 use tokio::sync::{mpsc, Semaphore};
 
+use super::live_outcomes::{handle, InFlight, Outcome};
 use super::lookups::{self, LookUps, Tally};
 use super::{Observe, RunResult};
 use crate::checker::{Checker, Final};
 use crate::content;
 use crate::eventlog::EventLog;
 use crate::log_event;
-use crate::model::{Action, ConsumerMode, Fault, Population, SendSpec, SimEvent};
+use crate::model::{Action, ConsumerMode, Fault, Population, SimEvent};
 
 /// Settings of a live run.
 #[derive(Debug, Clone)]
@@ -78,42 +79,6 @@ pub struct LiveConfig {
 /// What each acknowledged send was (content seed, bytes, chunks), for
 /// checking what recipients download; shared with the collecting tasks.
 type Specs = Arc<std::sync::Mutex<BTreeMap<MessageId, (u64, u64, u32)>>>;
-
-enum Outcome {
-    Sent {
-        spec: SendSpec,
-        issued: u64,
-        result: Result<MessageId, String>,
-        wall: Duration,
-        at: Timestamp,
-    },
-    Listed {
-        mailbox: MailboxId,
-        data: Vec<MessageId>,
-        at: Timestamp,
-    },
-    Collected {
-        mailbox: MailboxId,
-        id: MessageId,
-        ok: bool,
-        at: Timestamp,
-    },
-    Report {
-        mailbox: MailboxId,
-        id: MessageId,
-        linked: Option<MessageId>,
-        at: Timestamp,
-    },
-    Failed {
-        what: String,
-        at: Timestamp,
-    },
-    LookedUp {
-        from: MailboxId,
-        tally: Tally,
-        at: Timestamp,
-    },
-}
 
 /// Clients by mailbox, least recently used closed beyond the bound.
 struct Pool {
@@ -313,7 +278,7 @@ pub async fn run<O: Observe>(
     let mut checker = Checker::new();
     let mut log = EventLog::new();
     let mut refused: BTreeMap<String, u64> = BTreeMap::new();
-    let mut sent_at: BTreeMap<MessageId, Timestamp> = BTreeMap::new();
+    let mut flight = InFlight::default();
     let mut scenario_events = 0u64;
     let mut last = config.start;
     let real_start = Instant::now();
@@ -363,68 +328,6 @@ pub async fn run<O: Observe>(
         }
     }
 
-    let handle = |o: Outcome,
-                  checker: &mut Checker,
-                  log: &mut EventLog,
-                  observer: &mut O,
-                  refused: &mut BTreeMap<String, u64>,
-                  sent_at: &mut BTreeMap<MessageId, Timestamp>| {
-        match o {
-            Outcome::Sent {
-                spec,
-                issued,
-                result,
-                wall,
-                at,
-            } => match result {
-                Ok(id) => {
-                    let acked = checker.tick();
-                    log_event!(log, at, "send", "{}->{} id={id}", spec.from, spec.to);
-                    checker.accepted_between(id, &spec, false, "live send", issued, acked);
-                    sent_at.insert(id, at);
-                    observer.send_accepted(at, wall, spec.bytes);
-                }
-                Err(code) => {
-                    log_event!(log, at, "refused", "{}->{} {code}", spec.from, spec.to);
-                    *refused.entry(code.clone()).or_insert(0) += 1;
-                    observer.send_refused(at, &code);
-                }
-            },
-            Outcome::Listed { mailbox, data, at } => {
-                log_event!(log, at, "poll", "{mailbox} listed={}", data.len());
-                checker.listed(&mailbox, &data, "live poll");
-            }
-            Outcome::Collected {
-                mailbox,
-                id,
-                ok,
-                at,
-            } => {
-                log_event!(log, at, "collect", "{mailbox} {id} ok={ok}");
-                checker.collected(&mailbox, &id, ok, "live collect");
-                if let Some(sent) = sent_at.remove(&id) {
-                    let now = at.max(sent);
-                    observer.delivered(now, now.saturating_sub(sent));
-                }
-            }
-            Outcome::Report {
-                mailbox,
-                id,
-                linked,
-                at,
-            } => {
-                log_event!(log, at, "report", "{mailbox}");
-                checker.report(&mailbox, id, linked, "live report");
-                observer.report_received(at);
-            }
-            Outcome::Failed { what, at } => log_event!(log, at, "failed", "{what}"),
-            Outcome::LookedUp { from, tally, at } => {
-                log_event!(log, at, "service", "{from} {}", tally.describe());
-                observer.service_requests(at, tally.ok, &tally.failed);
-            }
-        }
-    };
-
     let virtual_now = |real: Instant| -> Timestamp {
         match config.speed {
             Some(speed) if speed > 0.0 => config
@@ -451,7 +354,7 @@ pub async fn run<O: Observe>(
                 &mut log,
                 observer,
                 &mut refused,
-                &mut sent_at,
+                &mut flight,
             );
         }
         let at = event.at;
@@ -599,7 +502,7 @@ pub async fn run<O: Observe>(
         tokio::pin!(all);
         loop {
             tokio::select! {
-                Some(o) = rx.recv() => handle(o, &mut checker, &mut log, observer, &mut refused, &mut sent_at),
+                Some(o) = rx.recv() => handle(o, &mut checker, &mut log, observer, &mut refused, &mut flight),
                 _ = &mut all => break,
             }
         }
@@ -637,7 +540,7 @@ pub async fn run<O: Observe>(
         let mut swept = false;
         loop {
             tokio::select! {
-                Some(o) = rx.recv() => handle(o, &mut checker, &mut log, observer, &mut refused, &mut sent_at),
+                Some(o) = rx.recv() => handle(o, &mut checker, &mut log, observer, &mut refused, &mut flight),
                 _ = &mut sweep, if !swept => swept = true,
                 _ = &mut pause, if swept => break,
             }
@@ -658,7 +561,7 @@ pub async fn run<O: Observe>(
             &mut log,
             observer,
             &mut refused,
-            &mut sent_at,
+            &mut flight,
         );
     }
 

@@ -15,6 +15,7 @@
 
 pub mod deterministic;
 pub mod live;
+mod live_outcomes;
 mod lookups;
 mod net_faults;
 mod node;

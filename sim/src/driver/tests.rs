@@ -22,7 +22,7 @@ use crate::report::Recorder;
 pub(super) struct Count {
     accepted: u64,
     refused: u64,
-    delivered: u64,
+    pub(super) delivered: u64,
     faults: Vec<String>,
     /// (answered, failed by code), summed over the run.
     pub(super) service_ok: u64,
