@@ -178,7 +178,15 @@ pub(crate) struct Tally<Id> {
     /// Ids the node acknowledged (a `Vec`: a push per send is cheaper than
     /// a set insert, and the set is only needed for the final check).
     pub(crate) acked_ids: Mutex<Vec<Id>>,
+    /// Ids received by the compare peers' and the MESH consumers.
     pub(crate) received_ids: Mutex<HashSet<Id>>,
+    /// Ids the native consumers have taken: `Some(when)` once received and
+    /// acknowledged (the time tells a stale listing from a duplicate),
+    /// `None` while still being fetched or acknowledged (so a push and a
+    /// listing never take it twice). A message is in this table or in
+    /// `received_ids`, never both: one table entry per message, as for the
+    /// other consumers.
+    pub(crate) taken: Mutex<HashMap<Id, Option<Instant>>>,
     errors: Mutex<Vec<String>>,
 }
 
@@ -193,6 +201,7 @@ impl<Id> Default for Tally<Id> {
             consumer_errors: AtomicU64::new(0),
             acked_ids: Mutex::new(Vec::new()),
             received_ids: Mutex::new(HashSet::default()),
+            taken: Mutex::new(HashMap::default()),
             errors: Mutex::new(Vec::new()),
         }
     }
@@ -210,7 +219,27 @@ impl<Id: Eq + Hash> Tally<Id> {
     fn missing(&self) -> u64 {
         let acked = self.acked_ids.lock().unwrap_or_else(|p| p.into_inner());
         let received = self.received_ids.lock().unwrap_or_else(|p| p.into_inner());
-        acked.iter().filter(|id| !received.contains(id)).count() as u64
+        let taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+        acked
+            .iter()
+            .filter(|id| !received.contains(id) && !matches!(taken.get(id), Some(Some(_))))
+            .count() as u64
+    }
+
+    /// Records `id` as received; false (and counted as a duplicate) when
+    /// it already was.
+    pub(crate) fn record_received(&self, id: Id) -> bool {
+        let fresh = self
+            .received_ids
+            .lock()
+            .map(|mut ids| ids.insert(id))
+            .unwrap_or(false);
+        if fresh {
+            self.received.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.duplicates.fetch_add(1, Ordering::Relaxed);
+        }
+        fresh
     }
 }
 
@@ -701,8 +730,8 @@ const ACK_FLUSH: Duration = Duration::from_millis(2);
 /// acknowledgement completed is a duplicate delivery; one listed by an
 /// older listing is only stale and skipped.
 async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<AtomicBool>) {
-    // Message id -> when its acknowledgement completed (None: in progress).
-    let state = Arc::new(Mutex::new(HashMap::<MessageId, Option<Instant>>::default()));
+    // The shared table of taken ids (`Tally::taken`): message id ->
+    // when its acknowledgement completed (None: in progress).
     let permits = Arc::new(Semaphore::new(256));
     let mut tasks = tokio::task::JoinSet::new();
     // Small bodies come with their pushes: no DOWNLOAD for those.
@@ -733,7 +762,7 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
             let listed_at = Instant::now();
             match client.list_inbox(None, 500, cursor).await {
                 Ok(page) => {
-                    let s = state.lock().unwrap_or_else(|p| p.into_inner());
+                    let s = tally.taken.lock().unwrap_or_else(|p| p.into_inner());
                     let mut more = page.messages.last().map(|m| m.order);
                     for entry in page.messages {
                         if subscription.is_some() && Some(entry.order) > last_pushed {
@@ -784,11 +813,13 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
         }
         for (id, have_body) in due {
             {
-                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-                if s.contains_key(&id) {
-                    continue;
+                let mut s = tally.taken.lock().unwrap_or_else(|p| p.into_inner());
+                match s.entry(id) {
+                    std::collections::hash_map::Entry::Occupied(_) => continue,
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(None);
+                    }
                 }
-                s.insert(id, None);
             }
             if have_body {
                 to_ack.push(id);
@@ -797,7 +828,7 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
             let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
                 return;
             };
-            let (client, tally, state) = (client.clone(), Arc::clone(&tally), Arc::clone(&state));
+            let (client, tally) = (client.clone(), Arc::clone(&tally));
             // Downloaded: acknowledged with the next batch.
             tasks.spawn(async move {
                 let downloaded = client.download(id, 1).await;
@@ -805,7 +836,7 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
                 match downloaded {
                     Ok(_) => Some(id),
                     Err(e) => {
-                        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                        let mut s = tally.taken.lock().unwrap_or_else(|p| p.into_inner());
                         settle(&mut s, &tally, id, Err(e.to_string()));
                         None
                     }
@@ -820,9 +851,9 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
                 return;
             };
             let ids = std::mem::take(&mut to_ack);
-            let (client, tally, state) = (client.clone(), Arc::clone(&tally), Arc::clone(&state));
+            let (client, tally) = (client.clone(), Arc::clone(&tally));
             tasks.spawn(async move {
-                acknowledge_all(&client, &tally, &state, ids).await;
+                acknowledge_all(&client, &tally, ids).await;
                 drop(permit);
                 None
             });
@@ -833,19 +864,14 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
         to_ack.extend(done.ok().flatten());
     }
     for ids in to_ack.chunks(ACK_BATCH) {
-        acknowledge_all(&client, &tally, &state, ids.to_vec()).await;
+        acknowledge_all(&client, &tally, ids.to_vec()).await;
     }
 }
 
 /// Acknowledges `ids` in one `ACKNOWLEDGE_BATCH` and records each outcome.
-async fn acknowledge_all(
-    client: &Client,
-    tally: &Tally<MessageId>,
-    state: &Mutex<HashMap<MessageId, Option<Instant>>>,
-    ids: Vec<MessageId>,
-) {
+async fn acknowledge_all(client: &Client, tally: &Tally<MessageId>, ids: Vec<MessageId>) {
     let results = client.acknowledge_batch(ids.clone()).await;
-    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+    let mut s = tally.taken.lock().unwrap_or_else(|p| p.into_inner());
     for (i, id) in ids.into_iter().enumerate() {
         let result = match &results {
             Ok(r) => r
@@ -870,9 +896,6 @@ fn settle(
         Ok(()) => {
             s.insert(id, Some(Instant::now()));
             tally.received.fetch_add(1, Ordering::Relaxed);
-            if let Ok(mut r) = tally.received_ids.lock() {
-                r.insert(id);
-            }
         }
         Err(e) => {
             s.remove(&id);

@@ -475,12 +475,7 @@ async fn list_loop(
             match result {
                 Ok(()) => {
                     acked_at.insert(id.clone(), Instant::now());
-                    tally.received.fetch_add(1, Ordering::Relaxed);
-                    tally
-                        .received_ids
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(id);
+                    tally.record_received(id);
                 }
                 Err(e) => {
                     tally.consumer_errors.fetch_add(1, Ordering::Relaxed);

@@ -86,17 +86,7 @@ impl Inbox {
         if key >> 56 != self.run {
             return;
         }
-        let fresh = self
-            .tally
-            .received_ids
-            .lock()
-            .map(|mut ids| ids.insert(key))
-            .unwrap_or(false);
-        if fresh {
-            self.tally.received.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.tally.duplicates.fetch_add(1, Ordering::Relaxed);
-        }
+        self.tally.record_received(key);
     }
 
     /// Counts a consumer-side failure.
