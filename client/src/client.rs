@@ -159,6 +159,13 @@ impl Client {
         if let Some(conn) = self.current().filter(|c| !c.is_closed()) {
             return Ok(conn);
         }
+        // Boxed: reconnecting (connect, TLS, HELLO) is a large future, and
+        // every request's future would otherwise be sized, and moved, by it.
+        Box::pin(self.reconnect()).await
+    }
+
+    /// [`Client::conn`]'s slow path: one caller at a time reconnects.
+    async fn reconnect(&self) -> Result<Conn, ClientError> {
         let _one_at_a_time = self.inner.reconnect.lock().await;
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(ClientError::Closed);

@@ -65,11 +65,13 @@ impl Conn {
     pub(crate) async fn send(&self, item: BatchItem) -> Result<Response, ClientError> {
         match self {
             Conn::Stream(c) => c.send(item).await,
+            // Boxed (as QUIC allocates per request anyway): the QUIC call
+            // is a large future, and would size every TCP send's too.
             Conn::Quic(c) => {
-                c.call(Request::Send {
+                Box::pin(c.call(Request::Send {
                     header: item.header,
                     body: item.body,
-                })
+                }))
                 .await
             }
         }

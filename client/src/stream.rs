@@ -508,12 +508,13 @@ impl StreamConn {
     /// `SEND_OK` or `ERROR`, as for a lone `SEND`.
     pub(crate) async fn send(&self, item: BatchItem) -> Result<Response, ClientError> {
         if !SendGroup::eligible(self.coalesce_sends, item.body.len()) {
-            return self
-                .call(Request::Send {
-                    header: item.header,
-                    body: item.body,
-                })
-                .await;
+            // Boxed: a large future that would otherwise size every
+            // coalesced send's too.
+            return Box::pin(self.call(Request::Send {
+                header: item.header,
+                body: item.body,
+            }))
+            .await;
         }
         let _permit = self.slot().await?;
         let id = self.next_id();
