@@ -25,7 +25,6 @@
 // fifth of its CPU, which the node under test would otherwise have had.
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::future::Future;
-use std::hash::Hash;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,6 +35,7 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use clap::Args;
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::FutureExt as _;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use spine_client::{Client, ClientConfig, ClientError, Endpoint, TlsOptions};
@@ -48,6 +48,7 @@ use crate::mesh_http::MeshTarget;
 use crate::mesh_load;
 use crate::report::{latency_histogram, Latency};
 use crate::service_mix::{ServiceMix, ServiceReport, MAX_REQUESTS_PER_SEND};
+use crate::tally_key::{PackedId, TallyKey};
 
 /// `spine-bench load` options.
 #[derive(Debug, Args)]
@@ -168,7 +169,7 @@ pub(crate) struct Output {
 
 /// Shared tallies; `Id` is the target's message id (a native
 /// [`MessageId`], or the MESH API's id text).
-pub(crate) struct Tally<Id> {
+pub(crate) struct Tally<Id: TallyKey> {
     pub(crate) sent: AtomicU64,
     pub(crate) acked: AtomicU64,
     pub(crate) send_errors: AtomicU64,
@@ -180,17 +181,27 @@ pub(crate) struct Tally<Id> {
     pub(crate) acked_ids: Mutex<Vec<Id>>,
     /// Ids received by the compare peers' and the MESH consumers.
     pub(crate) received_ids: Mutex<HashSet<Id>>,
-    /// Ids the native consumers have taken: `Some(when)` once received and
-    /// acknowledged (the time tells a stale listing from a duplicate),
-    /// `None` while still being fetched or acknowledged (so a push and a
-    /// listing never take it twice). A message is in this table or in
-    /// `received_ids`, never both: one table entry per message, as for the
-    /// other consumers.
-    pub(crate) taken: Mutex<HashMap<Id, Option<Instant>>>,
+    /// Ids the native consumers have taken, keyed compactly
+    /// ([`TallyKey`]): a [`Stamp`] once received and acknowledged (the
+    /// time tells a stale listing from a duplicate), [`IN_PROGRESS`] while
+    /// still being fetched or acknowledged (so a push and a listing never
+    /// take it twice). A message is in this table or in `received_ids`,
+    /// never both: one table entry per message, as for the other
+    /// consumers.
+    pub(crate) taken: Mutex<HashMap<Id::Key, Stamp>>,
+    /// What [`Stamp`]s count from.
+    epoch: Instant,
     errors: Mutex<Vec<String>>,
 }
 
-impl<Id> Default for Tally<Id> {
+/// When a taken message's acknowledgement completed: microseconds since
+/// the tally's epoch, plus 1 (so it is never [`IN_PROGRESS`]).
+pub(crate) type Stamp = u64;
+
+/// The [`Stamp`] of a message still being fetched or acknowledged.
+pub(crate) const IN_PROGRESS: Stamp = 0;
+
+impl<Id: TallyKey> Default for Tally<Id> {
     fn default() -> Self {
         Tally {
             sent: AtomicU64::new(0),
@@ -202,12 +213,20 @@ impl<Id> Default for Tally<Id> {
             acked_ids: Mutex::new(Vec::new()),
             received_ids: Mutex::new(HashSet::default()),
             taken: Mutex::new(HashMap::default()),
+            epoch: Instant::now(),
             errors: Mutex::new(Vec::new()),
         }
     }
 }
 
-impl<Id: Eq + Hash> Tally<Id> {
+impl<Id: TallyKey> Tally<Id> {
+    /// Now, as a [`Stamp`].
+    pub(crate) fn stamp(&self) -> Stamp {
+        u64::try_from(self.epoch.elapsed().as_micros())
+            .unwrap_or(u64::MAX - 1)
+            .saturating_add(1)
+    }
+
     pub(crate) fn error(&self, what: String) {
         let mut e = self.errors.lock().unwrap_or_else(|p| p.into_inner());
         if e.len() < 10 {
@@ -220,9 +239,11 @@ impl<Id: Eq + Hash> Tally<Id> {
         let acked = self.acked_ids.lock().unwrap_or_else(|p| p.into_inner());
         let received = self.received_ids.lock().unwrap_or_else(|p| p.into_inner());
         let taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+        let settled =
+            |id: &Id| !taken.is_empty() && taken.get(&id.key()).is_some_and(|s| *s != IN_PROGRESS);
         acked
             .iter()
-            .filter(|id| !received.contains(id) && !matches!(taken.get(id), Some(Some(_))))
+            .filter(|id| !received.contains(id) && !settled(id))
             .count() as u64
     }
 
@@ -255,7 +276,7 @@ pub(crate) struct Measured {
 
 /// Waits for the producers and merges their latencies into the measured
 /// phase (at least `seconds` long).
-pub(crate) async fn measure<Id>(
+pub(crate) async fn measure<Id: TallyKey>(
     producers: Vec<tokio::task::JoinHandle<anyhow::Result<Histogram<u64>>>>,
     start: Instant,
     seconds: f64,
@@ -469,7 +490,7 @@ pub(crate) async fn drive(
 /// After the measured phase, for every target: lets consumers drain until
 /// every acknowledged send is received (or `--drain-seconds` pass), stops
 /// them, counts what was lost, and builds the report.
-pub(crate) async fn finish<Id: Eq + Hash>(
+pub(crate) async fn finish<Id: TallyKey>(
     args: &LoadArgs,
     mailboxes: usize,
     consumers: usize,
@@ -731,7 +752,7 @@ const ACK_FLUSH: Duration = Duration::from_millis(2);
 /// older listing is only stale and skipped.
 async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<AtomicBool>) {
     // The shared table of taken ids (`Tally::taken`): message id ->
-    // when its acknowledgement completed (None: in progress).
+    // when its acknowledgement completed (IN_PROGRESS: not yet).
     let permits = Arc::new(Semaphore::new(256));
     let mut tasks = tokio::task::JoinSet::new();
     // Small bodies come with their pushes: no DOWNLOAD for those.
@@ -754,12 +775,13 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
     // downloaded), acknowledged in batches (ACKNOWLEDGE_BATCH) once
     // ACK_BATCH are ready or no push came.
     let mut to_ack: Vec<MessageId> = Vec::new();
+    // (message, whether its body has already arrived with its push)
+    let mut due: Vec<(MessageId, bool)> = Vec::new();
     while running.load(Ordering::SeqCst) {
         let mut pushed = false;
-        // (message, whether its body has already arrived with its push)
-        let mut due: Vec<(MessageId, bool)> = Vec::new();
+        due.clear();
         if Instant::now() >= next_list || subscription.is_none() {
-            let listed_at = Instant::now();
+            let listed_at = tally.stamp();
             match client.list_inbox(None, 500, cursor).await {
                 Ok(page) => {
                     let s = tally.taken.lock().unwrap_or_else(|p| p.into_inner());
@@ -770,8 +792,8 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
                             more = None;
                             break;
                         }
-                        match s.get(&entry.message_id) {
-                            Some(Some(acked_at)) if *acked_at < listed_at => {
+                        match s.get(&entry.message_id.key()) {
+                            Some(&acked_at) if acked_at != IN_PROGRESS && acked_at < listed_at => {
                                 tally.duplicates.fetch_add(1, Ordering::Relaxed);
                             }
                             Some(_) => {}
@@ -806,21 +828,37 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
                     pushed = true;
                     last_pushed = last_pushed.max(Some(push.order));
                     due.push((push.envelope.message_id, push.body.is_some()));
+                    // Then every push already here, with no timer each.
+                    while due.len() < ACK_BATCH {
+                        match sub.next().now_or_never() {
+                            Some(Some(push)) => {
+                                last_pushed = last_pushed.max(Some(push.order));
+                                due.push((push.envelope.message_id, push.body.is_some()));
+                            }
+                            Some(None) => {
+                                subscription = None;
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
                 }
                 Ok(None) => subscription = None, // connection lost: poll
                 Err(_) => {}                     // time to re-list
             }
         }
-        for (id, have_body) in due {
-            {
-                let mut s = tally.taken.lock().unwrap_or_else(|p| p.into_inner());
-                match s.entry(id) {
-                    std::collections::hash_map::Entry::Occupied(_) => continue,
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(None);
-                    }
+        // Take what no one has taken yet, under one lock for the lot.
+        {
+            let mut s = tally.taken.lock().unwrap_or_else(|p| p.into_inner());
+            due.retain(|(id, _)| match s.entry(id.key()) {
+                std::collections::hash_map::Entry::Occupied(_) => false,
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(IN_PROGRESS);
+                    true
                 }
-            }
+            });
+        }
+        for &(id, have_body) in &due {
             if have_body {
                 to_ack.push(id);
                 continue;
@@ -887,18 +925,18 @@ async fn acknowledge_all(client: &Client, tally: &Tally<MessageId>, ids: Vec<Mes
 
 /// Records how consuming `id` ended.
 fn settle(
-    s: &mut HashMap<MessageId, Option<Instant>>,
+    s: &mut HashMap<PackedId, Stamp>,
     tally: &Tally<MessageId>,
     id: MessageId,
     result: Result<(), String>,
 ) {
     match result {
         Ok(()) => {
-            s.insert(id, Some(Instant::now()));
+            s.insert(id.key(), tally.stamp());
             tally.received.fetch_add(1, Ordering::Relaxed);
         }
         Err(e) => {
-            s.remove(&id);
+            s.remove(&id.key());
             tally.consumer_errors.fetch_add(1, Ordering::Relaxed);
             tally.error(format!("consume {id}: {e}"));
         }
