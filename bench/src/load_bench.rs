@@ -60,7 +60,8 @@ pub struct LoadArgs {
     /// Producer connections
     #[arg(long, default_value_t = 4)]
     pub(crate) producers: usize,
-    /// Consumer connections (at most one per mailbox)
+    /// Consumers, one per mailbox: 0 (only send) or at least --mailboxes
+    /// (more are capped at one per mailbox)
     #[arg(long, default_value_t = 3)]
     pub(crate) consumers: usize,
     /// Mailboxes to send between (the first N of --mailbox)
@@ -336,6 +337,17 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
         .take(args.mailboxes)
         .map(|m| MailboxId::parse(m))
         .collect::<Result<_, _>>()?;
+    // Every mailbox messages go to needs a consumer, or what goes to the
+    // others can never be received and would be counted as lost.
+    anyhow::ensure!(
+        args.consumers == 0 || args.consumers >= mailboxes.len(),
+        "--consumers {} would leave {} of the {} mailboxes without a consumer, and every message sent to them would be counted as lost: give --consumers {} (one per mailbox), lower --mailboxes to {}, or --consumers 0 to only send",
+        args.consumers,
+        mailboxes.len() - args.consumers,
+        mailboxes.len(),
+        mailboxes.len(),
+        args.consumers,
+    );
     let consumers = args.consumers.min(mailboxes.len());
     let workflow = WorkflowId::parse(&args.workflow)?;
     let target = match MeshTarget::parse(&args.target)? {

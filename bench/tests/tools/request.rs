@@ -215,3 +215,29 @@ fn load_mixes_service_requests_with_messages_in_the_asked_proportion() {
         "{stderr}"
     );
 }
+
+#[test]
+fn load_refuses_fewer_consumers_than_mailboxes_before_sending() {
+    // Two consumers for three mailboxes would leave one mailbox unread and
+    // count everything sent to it as lost: refused up front, naming the fix.
+    // Nothing listens on port 9, so only the argument check can answer.
+    let out = spine_bench(
+        &[
+            "load",
+            "--target",
+            "native://127.0.0.1:9",
+            "--consumers",
+            "2",
+            "--mailboxes",
+            "3",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--consumers 2 would leave 1 of the 3 mailboxes without a consumer"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--consumers 3"), "{stderr}");
+}
