@@ -23,7 +23,7 @@
 // The tallies hash every message's id (or key) a few times; SipHash's
 // resistance to chosen keys buys nothing in a load generator and cost a
 // fifth of its CPU, which the node under test would otherwise have had.
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use rustc_hash::FxHashSet as HashSet;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -48,6 +48,7 @@ use crate::mesh_http::MeshTarget;
 use crate::mesh_load;
 use crate::report::{latency_histogram, Latency};
 use crate::service_mix::{ServiceMix, ServiceReport, MAX_REQUESTS_PER_SEND};
+use crate::taken::{Stamp, Taken, Ticket, IN_PROGRESS};
 use crate::tally_key::{PackedId, TallyKey};
 
 /// `spine-bench load` options.
@@ -183,24 +184,15 @@ pub(crate) struct Tally<Id: TallyKey> {
     /// Ids received by the compare peers' and the MESH consumers.
     pub(crate) received_ids: Mutex<HashSet<Id>>,
     /// Ids the native consumers have taken, keyed compactly
-    /// ([`TallyKey`]): a [`Stamp`] once received and acknowledged (the
-    /// time tells a stale listing from a duplicate), [`IN_PROGRESS`] while
-    /// still being fetched or acknowledged (so a push and a listing never
-    /// take it twice). A message is in this table or in `received_ids`,
-    /// never both: one table entry per message, as for the other
-    /// consumers.
-    pub(crate) taken: Mutex<HashMap<Id::Key, Stamp>>,
+    /// ([`TallyKey`]), and when each one's acknowledgement completed (the
+    /// time tells a stale listing from a duplicate). A message is in this
+    /// table or in `received_ids`, never both: one table entry per
+    /// message, as for the other consumers.
+    pub(crate) taken: Mutex<Taken<Id::Key>>,
     /// What [`Stamp`]s count from.
     epoch: Instant,
     errors: Mutex<Vec<String>>,
 }
-
-/// When a taken message's acknowledgement completed: microseconds since
-/// the tally's epoch, plus 1 (so it is never [`IN_PROGRESS`]).
-pub(crate) type Stamp = u64;
-
-/// The [`Stamp`] of a message still being fetched or acknowledged.
-pub(crate) const IN_PROGRESS: Stamp = 0;
 
 impl<Id: TallyKey> Default for Tally<Id> {
     fn default() -> Self {
@@ -213,7 +205,7 @@ impl<Id: TallyKey> Default for Tally<Id> {
             consumer_errors: AtomicU64::new(0),
             acked_ids: Mutex::new(Vec::new()),
             received_ids: Mutex::new(HashSet::default()),
-            taken: Mutex::new(HashMap::default()),
+            taken: Mutex::new(Taken::default()),
             epoch: Instant::now(),
             errors: Mutex::new(Vec::new()),
         }
@@ -241,7 +233,7 @@ impl<Id: TallyKey> Tally<Id> {
         let received = self.received_ids.lock().unwrap_or_else(|p| p.into_inner());
         let taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
         let settled =
-            |id: &Id| !taken.is_empty() && taken.get(&id.key()).is_some_and(|s| *s != IN_PROGRESS);
+            |id: &Id| !taken.is_empty() && taken.state(&id.key()).is_some_and(|s| s != IN_PROGRESS);
         acked
             .iter()
             .filter(|id| !received.contains(id) && !settled(id))
@@ -785,8 +777,9 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
     let mut last_pushed: Option<u64> = None;
     // Messages received (their bodies came with their pushes, or were
     // downloaded), acknowledged in batches (ACKNOWLEDGE_BATCH) once
-    // ACK_BATCH are ready or no push came.
-    let mut to_ack: Vec<MessageId> = Vec::new();
+    // ACK_BATCH are ready or no push came; those that came with their
+    // bodies were taken under the batch's ticket (`Taken`).
+    let mut to_ack = AckBatch::default();
     // (message, whether its body has already arrived with its push)
     let mut due: Vec<(MessageId, bool)> = Vec::new();
     while running.load(Ordering::SeqCst) {
@@ -804,8 +797,8 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
                             more = None;
                             break;
                         }
-                        match s.get(&entry.message_id.key()) {
-                            Some(&acked_at) if acked_at != IN_PROGRESS && acked_at < listed_at => {
+                        match s.state(&entry.message_id.key()) {
+                            Some(acked_at) if acked_at != IN_PROGRESS && acked_at < listed_at => {
                                 tally.duplicates.fetch_add(1, Ordering::Relaxed);
                             }
                             Some(_) => {}
@@ -830,7 +823,7 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
             // than after the re-list pause (the last messages of a burst
             // would otherwise wait that long to be acknowledged).
             let until_list = next_list.saturating_duration_since(Instant::now());
-            let wait = if to_ack.is_empty() {
+            let wait = if to_ack.ids.is_empty() {
                 until_list
             } else {
                 until_list.min(ACK_FLUSH)
@@ -859,20 +852,17 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
                 Err(_) => {}                     // time to re-list
             }
         }
-        // Take what no one has taken yet, under one lock for the lot.
-        {
+        // Take what no one has taken yet, under one lock for the lot: a
+        // message here with its body under the open batch's ticket (it is
+        // acknowledged in that batch), one still to download on its own.
+        if !due.is_empty() {
             let mut s = tally.taken.lock().unwrap_or_else(|p| p.into_inner());
-            due.retain(|(id, _)| match s.entry(id.key()) {
-                std::collections::hash_map::Entry::Occupied(_) => false,
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(IN_PROGRESS);
-                    true
-                }
-            });
+            let ticket = *to_ack.ticket.get_or_insert_with(|| s.open_ticket());
+            due.retain(|&(id, have_body)| s.take(id.key(), have_body.then_some(ticket)));
         }
         for &(id, have_body) in &due {
             if have_body {
-                to_ack.push(id);
+                to_ack.ids.push((id, true));
                 continue;
             }
             let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
@@ -887,42 +877,61 @@ async fn consume(client: Client, tally: Arc<Tally<MessageId>>, running: Arc<Atom
                     Ok(_) => Some(id),
                     Err(e) => {
                         let mut s = tally.taken.lock().unwrap_or_else(|p| p.into_inner());
-                        settle(&mut s, &tally, id, Err(e.to_string()));
+                        fail(&mut s, &tally, id, e.to_string());
                         None
                     }
                 }
             });
         }
         while let Some(done) = tasks.try_join_next() {
-            to_ack.extend(done.ok().flatten());
+            to_ack.ids.extend(done.ok().flatten().map(|id| (id, false)));
         }
-        if to_ack.len() >= ACK_BATCH || (!pushed && !to_ack.is_empty()) {
+        if to_ack.ids.len() >= ACK_BATCH || (!pushed && !to_ack.ids.is_empty()) {
             let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
                 return;
             };
-            let ids = std::mem::take(&mut to_ack);
+            let batch = std::mem::take(&mut to_ack);
             let (client, tally) = (client.clone(), Arc::clone(&tally));
             tasks.spawn(async move {
-                acknowledge_all(&client, &tally, ids).await;
+                acknowledge_all(&client, &tally, batch).await;
                 drop(permit);
                 None
             });
         }
     }
-    // Whatever was downloaded but not yet acknowledged.
+    // Whatever was downloaded but not yet acknowledged: in batches of at
+    // most ACK_BATCH, the ticket stamped with the last.
     while let Some(done) = tasks.join_next().await {
-        to_ack.extend(done.ok().flatten());
+        to_ack.ids.extend(done.ok().flatten().map(|id| (id, false)));
     }
-    for ids in to_ack.chunks(ACK_BATCH) {
-        acknowledge_all(&client, &tally, ids.to_vec()).await;
+    let mut rest = to_ack.ids;
+    while !rest.is_empty() {
+        let tail = rest.split_off(ACK_BATCH.min(rest.len()));
+        let ticket = if tail.is_empty() { to_ack.ticket } else { None };
+        acknowledge_all(&client, &tally, AckBatch { ids: rest, ticket }).await;
+        rest = tail;
     }
 }
 
-/// Acknowledges `ids` in one `ACKNOWLEDGE_BATCH` and records each outcome.
-async fn acknowledge_all(client: &Client, tally: &Tally<MessageId>, ids: Vec<MessageId>) {
-    let results = client.acknowledge_batch(ids.clone()).await;
+/// Messages to acknowledge together.
+#[derive(Default)]
+struct AckBatch {
+    /// Each message, and whether it was taken under `ticket`.
+    ids: Vec<(MessageId, bool)>,
+    /// The ticket its messages that came with their bodies were taken
+    /// under (stamped once this batch is answered).
+    ticket: Option<Ticket>,
+}
+
+/// Acknowledges `batch` in one `ACKNOWLEDGE_BATCH` and records each
+/// outcome.
+async fn acknowledge_all(client: &Client, tally: &Tally<MessageId>, batch: AckBatch) {
+    let ids: Vec<MessageId> = batch.ids.iter().map(|(id, _)| *id).collect();
+    let results = client.acknowledge_batch(ids).await;
+    let now = tally.stamp();
     let mut s = tally.taken.lock().unwrap_or_else(|p| p.into_inner());
-    for (i, id) in ids.into_iter().enumerate() {
+    let mut received = 0;
+    for (i, (id, ticketed)) in batch.ids.into_iter().enumerate() {
         let result = match &results {
             Ok(r) => r
                 .get(i)
@@ -931,28 +940,28 @@ async fn acknowledge_all(client: &Client, tally: &Tally<MessageId>, ids: Vec<Mes
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
-        settle(&mut s, tally, id, result);
+        match result {
+            Ok(()) if ticketed => received += 1,
+            Ok(()) => {
+                s.stamp(id.key(), now);
+                received += 1;
+            }
+            Err(e) => fail(&mut s, tally, id, e),
+        }
     }
+    // After every failure is forgotten: the ticket stamps only what was
+    // acknowledged.
+    if let Some(ticket) = batch.ticket {
+        s.stamp_ticket(ticket, now);
+    }
+    tally.received.fetch_add(received, Ordering::Relaxed);
 }
 
-/// Records how consuming `id` ended.
-fn settle(
-    s: &mut HashMap<PackedId, Stamp>,
-    tally: &Tally<MessageId>,
-    id: MessageId,
-    result: Result<(), String>,
-) {
-    match result {
-        Ok(()) => {
-            s.insert(id.key(), tally.stamp());
-            tally.received.fetch_add(1, Ordering::Relaxed);
-        }
-        Err(e) => {
-            s.remove(&id.key());
-            tally.consumer_errors.fetch_add(1, Ordering::Relaxed);
-            tally.error(format!("consume {id}: {e}"));
-        }
-    }
+/// Records that consuming `id` failed: it may be taken again.
+fn fail(s: &mut Taken<PackedId>, tally: &Tally<MessageId>, id: MessageId, e: String) {
+    s.forget(&id.key());
+    tally.consumer_errors.fetch_add(1, Ordering::Relaxed);
+    tally.error(format!("consume {id}: {e}"));
 }
 
 /// Raw loopback TCP: one connection, `size`-byte writes as fast as they
