@@ -462,7 +462,26 @@ fn civil_from_days(days: u64) -> (u32, u8, u8) {
 
 /// Checks that `input` is exactly `len` ASCII digits and returns them as
 /// numeric values 0..=9.
-fn fixed_digits(input: &str, len: usize, format: &'static str) -> Result<Vec<u8>, TimeError> {
+/// Most digits a fixed-width form has (`YYYYMMDDHHMMSSffffff`).
+const MAX_DIGITS: usize = 20;
+
+/// The digit values of `input`, which must be exactly `len` (at most
+/// [`MAX_DIGITS`]) ASCII digits; positions from `len` on are 0. No
+/// allocation: message ids are parsed on every request that names one.
+fn fixed_digits(
+    input: &str,
+    len: usize,
+    format: &'static str,
+) -> Result<[u8; MAX_DIGITS], TimeError> {
+    let mut d = [0u8; MAX_DIGITS];
+    let bytes = input.as_bytes();
+    if bytes.len() == len && len <= MAX_DIGITS && bytes.iter().all(u8::is_ascii_digit) {
+        for (slot, b) in d.iter_mut().zip(bytes) {
+            *slot = b - b'0';
+        }
+        return Ok(d);
+    }
+    // Not `len` digits: say which character or what length is wrong.
     if let Some((position, found)) = input.chars().enumerate().find(|(_, c)| !c.is_ascii_digit()) {
         return Err(TimeError::FormatDigit {
             input: bounded(input),
@@ -471,16 +490,12 @@ fn fixed_digits(input: &str, len: usize, format: &'static str) -> Result<Vec<u8>
             format,
         });
     }
-    // All characters are ASCII digits, so bytes == characters.
-    if input.len() != len {
-        return Err(TimeError::FormatLength {
-            input: bounded(input),
-            len: input.len(),
-            expected: len,
-            format,
-        });
-    }
-    Ok(input.bytes().map(|b| b - b'0').collect())
+    Err(TimeError::FormatLength {
+        input: bounded(input),
+        len: input.len(),
+        expected: len,
+        format,
+    })
 }
 
 /// Decimal value of a run of digit values (at most 9 digits in practice).

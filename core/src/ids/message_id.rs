@@ -107,6 +107,26 @@ impl MessageId {
     /// Parses a message id, checking its shape and that its time is a real
     /// UTC date-time.
     pub fn parse(input: &str) -> Result<MessageId, IdError> {
+        // Ids are parsed on every request that names one: check the bytes
+        // first, and walk characters only to describe what is wrong.
+        if let Ok(bytes) = <[u8; LEN]>::try_from(input.as_bytes()) {
+            let well_formed = bytes
+                .iter()
+                .enumerate()
+                .all(|(position, b)| match position {
+                    p if p < TIME_DIGITS => b.is_ascii_digit(),
+                    TIME_DIGITS => *b == b'_',
+                    _ => matches!(b, b'0'..=b'9' | b'A'..=b'F'),
+                });
+            if well_formed {
+                let time = input.get(..TIME_DIGITS).unwrap_or_default();
+                Timestamp::parse_mesh(time).map_err(|source| IdError::MessageTime {
+                    input: bounded_input(input),
+                    source,
+                })?;
+                return Ok(MessageId(bytes));
+            }
+        }
         let len = input.chars().count();
         if len != LEN {
             return Err(format_error(
