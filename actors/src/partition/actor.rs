@@ -838,15 +838,27 @@ impl PartitionState {
         limit: usize,
     ) -> Result<CarryProgress, RequestError> {
         let mut progress = CarryProgress::default();
-        for id in self.store.referencing(upto) {
+        // Only as far as this slice needs: a segment holds tens of
+        // thousands of messages, and collecting them all for every slice
+        // of `limit` made each slice cost the whole segment (10 ms a slice,
+        // stalling this partition's sends, quadratic over the segment).
+        let mut seen: HashSet<MessageId> = HashSet::new();
+        let mut slice = Vec::new();
+        for id in self.store.referencing_each(upto) {
+            if !seen.insert(id) {
+                continue; // it references more than one of the segments
+            }
             if self.busy.contains(&id) {
                 progress.busy += 1; // not yet: the caller must come back
                 continue;
             }
-            if progress.submitted >= limit {
+            if slice.len() >= limit {
                 progress.more = true;
                 break;
             }
+            slice.push(id);
+        }
+        for id in slice {
             let Some(plan) = self.store.carry_plan(&id, upto) else {
                 continue;
             };

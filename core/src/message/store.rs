@@ -636,12 +636,21 @@ impl MessageStore {
         found
     }
 
-    /// Messages that reference any segment at or below `segment`.
+    /// Messages that reference any segment at or below `segment`, as they
+    /// come: segment by segment, in id order within each, so a message
+    /// that references several of those segments comes once for each.
+    /// Lazy, so taking a slice of a segment's messages costs the slice,
+    /// not the whole segment (see [`MessageStore::referencing`]).
+    pub fn referencing_each(&self, segment: u64) -> impl Iterator<Item = MessageId> + '_ {
+        self.refs
+            .range(..=segment)
+            .flat_map(|(_, ids)| ids.iter().copied())
+    }
+
+    /// Messages that reference any segment at or below `segment`, each
+    /// once, in id order.
     pub fn referencing(&self, segment: u64) -> Vec<MessageId> {
-        let mut out: BTreeSet<MessageId> = BTreeSet::new();
-        for (_, ids) in self.refs.range(..=segment) {
-            out.extend(ids.iter().cloned());
-        }
+        let out: BTreeSet<MessageId> = self.referencing_each(segment).collect();
         out.into_iter().collect()
     }
 
