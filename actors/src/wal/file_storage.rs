@@ -7,6 +7,10 @@
 //!   writes, so payload `Bytes` are written where they lie.
 //! - The data directory is locked (`DIR/LOCK`, an exclusive advisory lock
 //!   held for the life of the storage) so two nodes can never write one log.
+//! - `remove` renames a segment to `NAME.removed` and leaves deleting it to
+//!   the [janitor](super::janitor) thread (deleting a large cached file took
+//!   tens of milliseconds on the log's thread); the log's directory sync
+//!   right after makes the rename durable, and opening deletes leftovers.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, IoSlice, Write};
@@ -15,10 +19,13 @@ use std::path::{Path, PathBuf};
 
 use spine_core::wal::{SegmentFile, Storage, SyncData};
 
+use super::janitor::{delete_leftovers, Janitor, REMOVED_SUFFIX};
+
 /// A data directory of segment files.
 #[derive(Debug)]
 pub struct FileStorage {
     dir: PathBuf,
+    janitor: Janitor,
     _lock: File,
 }
 
@@ -44,8 +51,13 @@ impl FileStorage {
             }
             Err(fs::TryLockError::Error(e)) => return Err(e),
         }
+        let leftovers = delete_leftovers(dir)?;
+        if leftovers > 0 {
+            tracing::info!(dir = %dir.display(), leftovers, "deleted log segments removed before the last stop");
+        }
         Ok(FileStorage {
             dir: dir.to_path_buf(),
+            janitor: Janitor::start()?,
             _lock: lock,
         })
     }
@@ -107,8 +119,13 @@ impl Storage for FileStorage {
         Ok(DiskFile { file })
     }
 
+    /// Renames `name` out of the log (durable with the next
+    /// [`Storage::sync_dir`]) and queues it for the janitor to delete.
     fn remove(&mut self, name: &str) -> io::Result<()> {
-        fs::remove_file(self.dir.join(name))
+        let removed = self.dir.join(format!("{name}{REMOVED_SUFFIX}"));
+        fs::rename(self.dir.join(name), &removed)?;
+        self.janitor.delete(removed);
+        Ok(())
     }
 
     fn sync_dir(&mut self) -> io::Result<()> {
@@ -224,5 +241,46 @@ impl SegmentFile for DiskFile {
 
     fn truncate(&mut self, len: u64) -> io::Result<()> {
         self.file.set_len(len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v = list(dir).unwrap();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_removed_segment_leaves_the_listing_at_once_and_the_disk_by_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut storage = FileStorage::open(dir.path()).unwrap();
+        let name = "00000000000000000001.wal";
+        let mut file = storage.create(name).unwrap();
+        file.append(&[&[1u8; 4096]]).unwrap();
+        file.sync_data().unwrap();
+        storage.remove(name).unwrap();
+        storage.sync_dir().unwrap();
+        assert!(!names(dir.path()).contains(&name.to_string()));
+        drop(file);
+        drop(storage);
+        assert_eq!(names(dir.path()), vec!["LOCK".to_string()]);
+    }
+
+    #[test]
+    fn opening_deletes_what_a_stop_left_half_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let leftover = format!("00000000000000000001.wal{REMOVED_SUFFIX}");
+        fs::write(dir.path().join(&leftover), b"old").unwrap();
+        fs::write(dir.path().join("00000000000000000002.wal"), b"live").unwrap();
+        let storage = FileStorage::open(dir.path()).unwrap();
+        assert_eq!(
+            names(dir.path()),
+            vec!["00000000000000000002.wal".to_string(), "LOCK".to_string()]
+        );
+        drop(storage);
     }
 }

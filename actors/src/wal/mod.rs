@@ -3,6 +3,7 @@
 #[cfg(feature = "fault-injection")]
 pub mod failpoints;
 pub mod file_storage;
+mod janitor;
 pub mod writer;
 
 pub use file_storage::{DiskFile, FileStorage, ReadOnlyStorage};
