@@ -460,8 +460,6 @@ fn civil_from_days(days: u64) -> (u32, u8, u8) {
     (year as u32, month as u8, day as u8)
 }
 
-/// Checks that `input` is exactly `len` ASCII digits and returns them as
-/// numeric values 0..=9.
 /// Most digits a fixed-width form has (`YYYYMMDDHHMMSSffffff`).
 const MAX_DIGITS: usize = 20;
 

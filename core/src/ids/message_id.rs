@@ -107,57 +107,21 @@ impl MessageId {
     /// Parses a message id, checking its shape and that its time is a real
     /// UTC date-time.
     pub fn parse(input: &str) -> Result<MessageId, IdError> {
-        // Ids are parsed on every request that names one: check the bytes
-        // first, and walk characters only to describe what is wrong.
-        if let Ok(bytes) = <[u8; LEN]>::try_from(input.as_bytes()) {
-            let well_formed = bytes
-                .iter()
-                .enumerate()
-                .all(|(position, b)| match position {
-                    p if p < TIME_DIGITS => b.is_ascii_digit(),
-                    TIME_DIGITS => *b == b'_',
-                    _ => matches!(b, b'0'..=b'9' | b'A'..=b'F'),
-                });
-            if well_formed {
-                let time = input.get(..TIME_DIGITS).unwrap_or_default();
-                Timestamp::parse_mesh(time).map_err(|source| IdError::MessageTime {
-                    input: bounded_input(input),
-                    source,
-                })?;
-                return Ok(MessageId(bytes));
-            }
-        }
-        let len = input.chars().count();
-        if len != LEN {
-            return Err(format_error(
-                input,
-                format!("is {len} characters long, not {LEN}"),
-            ));
-        }
-        for (position, c) in input.chars().enumerate() {
-            let (ok, expected) = match position {
-                p if p < TIME_DIGITS => (c.is_ascii_digit(), "a digit"),
-                TIME_DIGITS => (c == '_', "'_'"),
-                _ => (
-                    matches!(c, '0'..='9' | 'A'..='F'),
-                    "an upper-case hex digit (0-9, A-F)",
-                ),
-            };
-            if !ok {
-                return Err(format_error(
-                    input,
-                    format!("has {c:?} at position {position} where {expected} belongs"),
-                ));
-            }
-        }
-        // Every character is ASCII now, so byte offsets are character offsets.
+        // Ids are parsed on every request that names one: the bytes are
+        // checked in place, and characters are walked only to describe
+        // what is wrong.
+        let Some(bytes) = <[u8; LEN]>::try_from(input.as_bytes())
+            .ok()
+            .filter(|b| (0..LEN).all(|p| allowed_at(p, char::from(b[p])).0))
+        else {
+            return Err(malformed(input));
+        };
+        // All ASCII now, so the first TIME_DIGITS bytes are that many characters.
         let time = input.get(..TIME_DIGITS).unwrap_or_default();
         Timestamp::parse_mesh(time).map_err(|source| IdError::MessageTime {
             input: bounded_input(input),
             source,
         })?;
-        let mut bytes = [0u8; LEN];
-        bytes.copy_from_slice(input.as_bytes());
         Ok(MessageId(bytes))
     }
 
@@ -232,6 +196,39 @@ fn write_digits(out: &mut [u8], mut value: u64, radix: u64) {
             b'A' + digit - 10
         };
         value /= radix;
+    }
+}
+
+/// Whether `c` may stand at `position` of an id, and what belongs there.
+fn allowed_at(position: usize, c: char) -> (bool, &'static str) {
+    match position {
+        p if p < TIME_DIGITS => (c.is_ascii_digit(), "a digit"),
+        TIME_DIGITS => (c == '_', "'_'"),
+        _ => (
+            matches!(c, '0'..='9' | 'A'..='F'),
+            "an upper-case hex digit (0-9, A-F)",
+        ),
+    }
+}
+
+/// What is wrong with `input`, which is not `LEN` allowed characters.
+fn malformed(input: &str) -> IdError {
+    let len = input.chars().count();
+    if len != LEN {
+        return format_error(input, format!("is {len} characters long, not {LEN}"));
+    }
+    match input
+        .chars()
+        .enumerate()
+        .find_map(|(p, c)| match allowed_at(p, c) {
+            (true, _) => None,
+            (false, expected) => Some((p, c, expected)),
+        }) {
+        Some((position, c, expected)) => format_error(
+            input,
+            format!("has {c:?} at position {position} where {expected} belongs"),
+        ),
+        None => format_error(input, "is not a message id".to_string()),
     }
 }
 
