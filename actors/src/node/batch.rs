@@ -189,7 +189,7 @@ impl NodeHandle {
 
 /// A prepared send: its envelope, idempotency key and body.
 type SendItemParts = (
-    Box<spine_core::envelope::Envelope>,
+    std::sync::Arc<spine_core::envelope::Envelope>,
     Option<String>,
     bytes::Bytes,
 );

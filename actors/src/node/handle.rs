@@ -374,7 +374,7 @@ impl NodeHandle {
     pub(crate) fn prepare_send(
         &self,
         req: SendRequest,
-    ) -> Result<(u32, Box<Envelope>, Option<String>, Bytes), RequestError> {
+    ) -> Result<(u32, Arc<Envelope>, Option<String>, Bytes), RequestError> {
         self.check_open(true)?;
         self.shared.directory.check_send(
             &req.sender,
@@ -409,7 +409,7 @@ impl NodeHandle {
             report: None,
         };
         let partition = self.shared.map.partition_of(&envelope.recipient).0;
-        Ok((partition, Box::new(envelope), idempotency_key, req.body))
+        Ok((partition, Arc::new(envelope), idempotency_key, req.body))
     }
 
     /// Hands a new message to its recipient's partition, which validates
@@ -421,7 +421,7 @@ impl NodeHandle {
         body: Bytes,
     ) -> Result<SendOutcome, RequestError> {
         let partition = self.shared.map.partition_of(&envelope.recipient).0;
-        self.submit_to(partition, Box::new(envelope), idempotency_key, body)
+        self.submit_to(partition, Arc::new(envelope), idempotency_key, body)
             .await
     }
 
@@ -429,7 +429,7 @@ impl NodeHandle {
     async fn submit_to(
         &self,
         partition: u32,
-        envelope: Box<Envelope>,
+        envelope: Arc<Envelope>,
         idempotency_key: Option<String>,
         body: Bytes,
     ) -> Result<SendOutcome, RequestError> {

@@ -395,7 +395,7 @@ impl PartitionState {
     async fn on_send(
         &mut self,
         myself: &ActorRef<PartitionMsg>,
-        envelope: Box<Envelope>,
+        envelope: Arc<Envelope>,
         key: Option<String>,
         body: Bytes,
         reply: Reply<SendOutcome>,
@@ -409,7 +409,7 @@ impl PartitionState {
         }
         match self
             .store
-            .check_send(*envelope, key.as_ref().map(|k| k.1.clone()))
+            .check_send(envelope, key.as_ref().map(|k| k.1.clone()))
         {
             Err(e) => answer(reply, Err(e.into())),
             Ok(SendCheck::Duplicate(id)) => {

@@ -1,5 +1,7 @@
 //! Messages a partition actor handles.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use spine_core::envelope::Envelope;
 use spine_core::ids::{LocalId, MailboxId, MessageId};
@@ -46,7 +48,7 @@ pub struct ResetProgress {
 #[derive(Debug)]
 pub struct SendItem {
     /// The validated envelope, id assigned.
-    pub envelope: Box<Envelope>,
+    pub envelope: Arc<Envelope>,
     /// The sender's idempotency key.
     pub idempotency_key: Option<String>,
     /// Chunk 1.
@@ -60,7 +62,7 @@ pub enum PartitionMsg {
     /// Create a message (its first chunk).
     Send {
         /// The validated envelope, id assigned.
-        envelope: Box<Envelope>,
+        envelope: Arc<Envelope>,
         /// The sender's idempotency key.
         idempotency_key: Option<String>,
         /// Chunk 1.

@@ -3,6 +3,8 @@
 //! applies them (see [`super::store`]). Keeping validation before logging
 //! means the log only ever holds events that apply cleanly.
 
+use std::sync::Arc;
+
 use crate::envelope::{Envelope, MessageType, ReportStatus};
 use crate::ids::{LocalId, MailboxId, MessageId, WorkflowId};
 use crate::time::Timestamp;
@@ -77,9 +79,10 @@ impl MessageStore {
     /// Checks a new message (chunk 1) and builds its `Create` event.
     pub fn check_send(
         &self,
-        envelope: Envelope,
+        envelope: impl Into<Arc<Envelope>>,
         idempotency_key: Option<String>,
     ) -> Result<SendCheck, StoreError> {
+        let envelope = envelope.into();
         if let Some(key) = &idempotency_key {
             check_key(key)?;
             if let Some(id) = self.by_idempotency_key(&envelope.sender, key) {
@@ -105,7 +108,7 @@ impl MessageStore {
             });
         }
         Ok(SendCheck::New(Event::Create {
-            envelope: Box::new(envelope),
+            envelope,
             idempotency_key,
         }))
     }
@@ -202,7 +205,7 @@ impl MessageStore {
             }];
             if let Some(report) = report {
                 group.push(Event::Create {
-                    envelope: Box::new(report),
+                    envelope: Arc::new(report),
                     idempotency_key: None,
                 });
             }

@@ -17,6 +17,8 @@
 //! ignore) from an event for a message that should exist but does not
 //! (corruption).
 
+use std::sync::Arc;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::envelope::Envelope;
@@ -24,6 +26,7 @@ use crate::ids::MessageId;
 use crate::time::Timestamp;
 use crate::wal::{PendingRecord, RecordLocation};
 
+use super::arc_as_box::ArcAsBox;
 use super::status::MessageStatus;
 
 /// Kind byte of [`Event::Create`].
@@ -117,8 +120,10 @@ pub struct MessageSnapshot {
 pub enum Event {
     /// A message was sent; the body is chunk 1 (absent for 0-chunk reports).
     Create {
-        /// The validated envelope (boxed: it dwarfs every other event).
-        envelope: Box<Envelope>,
+        /// The validated envelope: shared, so the store keeps this very
+        /// allocation (it dwarfs every other event); archived as a `Box`.
+        #[rkyv(with = ArcAsBox)]
+        envelope: Arc<Envelope>,
         /// The sender's idempotency key.
         idempotency_key: Option<String>,
     },
@@ -272,7 +277,7 @@ impl Event {
                 envelope,
                 idempotency_key,
             } => Event::Create {
-                envelope: Box::new(env(*envelope)?),
+                envelope: Arc::new(env(Arc::unwrap_or_clone(envelope))?),
                 idempotency_key,
             },
             Event::Chunk {

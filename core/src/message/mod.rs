@@ -7,6 +7,7 @@
 //! Recovery applies the same events in log order, so state after a restart
 //! is exactly the state before it.
 
+mod arc_as_box;
 pub mod commands;
 pub mod compaction;
 pub mod error;
@@ -31,5 +32,7 @@ pub use state::MessageState;
 pub use status::MessageStatus;
 pub use store::{Applied, MessageStore, StoreConfig};
 
+#[cfg(test)]
+mod format_tests;
 #[cfg(test)]
 mod tests;

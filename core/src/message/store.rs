@@ -276,7 +276,7 @@ impl MessageStore {
                 }
                 let accepted = total <= 1;
                 let state = MessageState {
-                    envelope: Arc::from(envelope),
+                    envelope,
                     idempotency_key,
                     status: if accepted {
                         MessageStatus::Accepted

@@ -409,7 +409,7 @@ fn event_records_round_trip_and_garbage_is_refused() {
     let mut h = Harness::new();
     let env = h.envelope("X26ABC1", "X26ABC2", 2);
     let ev = Event::Create {
-        envelope: Box::new(env),
+        envelope: env.into(),
         idempotency_key: Some("k".into()),
     };
     let rec = ev.to_record(Bytes::from_static(b"body")).unwrap();
