@@ -17,12 +17,14 @@
 //! - A non-delivery report created here for a mailbox owned elsewhere is
 //!   forwarded to its owner, which applies it idempotently.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use smallvec::{smallvec, SmallVec};
 use spine_core::envelope::{Envelope, MessageType};
 use spine_core::ids::{MailboxId, MessageId};
 use spine_core::message::{
@@ -91,15 +93,24 @@ enum Answer {
 
 /// Events of one expiry operation (a message and its report, or the
 /// purges) and the messages it touches.
-type ExpiryOp = (Vec<(Event, Bytes)>, Vec<MessageId>);
+type ExpiryOp = (Events, Touched);
 
-/// One operation's events, waiting to be logged or to become durable.
+/// An operation's events with their bodies. Almost every operation (a
+/// send, a chunk, an acknowledgement) has exactly one: held inline, so
+/// that common case allocates nothing for it.
+type Events = SmallVec<[(Event, Bytes); 1]>;
+
+/// The messages an operation marks busy until it is durable (inline for one).
+type Touched = SmallVec<[MessageId; 1]>;
+
+/// One operation's events, waiting to be logged or to become durable
+/// (each list inline for the one-event operations that dominate).
 struct Op {
-    events: Vec<Event>,
-    heads: Vec<usize>,
-    bodies: Vec<Bytes>,
-    records: Vec<PendingRecord>,
-    touched: Vec<MessageId>,
+    events: SmallVec<[Event; 1]>,
+    heads: SmallVec<[usize; 1]>,
+    bodies: SmallVec<[Bytes; 1]>,
+    records: SmallVec<[PendingRecord; 1]>,
+    touched: Touched,
     answer: Answer,
 }
 
@@ -153,10 +164,10 @@ impl Actor for PartitionActor {
             store: args.store,
             shared: args.shared,
             next_token: 0,
-            pending: HashMap::new(),
-            busy: HashSet::new(),
-            deferred: HashMap::new(),
-            keys: HashMap::new(),
+            pending: HashMap::default(),
+            busy: HashSet::default(),
+            deferred: HashMap::default(),
+            keys: HashMap::default(),
             group: Vec::new(),
             grouping: false,
             subscribers: Subscribers::default(),
@@ -241,8 +252,8 @@ impl PartitionState {
                 Ok(event) => {
                     self.log(
                         myself,
-                        vec![(event, body)],
-                        vec![id],
+                        smallvec![(event, body)],
+                        smallvec![id],
                         Answer::Chunk { reply, id },
                     )
                     .await;
@@ -254,8 +265,8 @@ impl PartitionState {
                     Ok(AckCheck::Log(event)) => {
                         self.log(
                             myself,
-                            vec![(event, Bytes::new())],
-                            vec![id],
+                            smallvec![(event, Bytes::new())],
+                            smallvec![id],
                             Answer::Ack(reply),
                         )
                         .await;
@@ -433,8 +444,8 @@ impl PartitionState {
                 }
                 self.log(
                     myself,
-                    vec![(event, body)],
-                    vec![id],
+                    smallvec![(event, body)],
+                    smallvec![id],
                     Answer::Send { reply, key, id },
                 )
                 .await;
@@ -448,11 +459,11 @@ impl PartitionState {
     async fn log(
         &mut self,
         myself: &ActorRef<PartitionMsg>,
-        events: Vec<(Event, Bytes)>,
-        touched: Vec<MessageId>,
+        events: Events,
+        touched: Touched,
         answer_to: Answer,
     ) {
-        let mut records = Vec::with_capacity(events.len());
+        let mut records: SmallVec<[PendingRecord; 1]> = SmallVec::with_capacity(events.len());
         for (event, body) in &events {
             match event.to_record(body.clone()) {
                 Ok(r) => records.push(r),
@@ -464,7 +475,7 @@ impl PartitionState {
             }
         }
         let heads = records.iter().map(|r| r.head.len()).collect();
-        let (events, bodies): (Vec<Event>, Vec<Bytes>) = events.into_iter().unzip();
+        let (events, bodies) = events.into_iter().unzip();
         for id in &touched {
             self.busy.insert(*id);
         }
@@ -510,7 +521,7 @@ impl PartitionState {
                     }
                 }
             }
-            records.append(&mut op.records);
+            records.extend(op.records.drain(..));
         }
         self.pending.insert(token, Pending { ops });
         let me = myself.clone();
@@ -722,7 +733,7 @@ impl PartitionState {
             };
             ops.push((
                 group.into_iter().map(|e| (e, Bytes::new())).collect(),
-                vec![id],
+                smallvec![id],
             ));
         }
         let purges: Vec<Event> = self
@@ -842,7 +853,7 @@ impl PartitionState {
         // thousands of messages, and collecting them all for every slice
         // of `limit` made each slice cost the whole segment (10 ms a slice,
         // stalling this partition's sends, quadratic over the segment).
-        let mut seen: HashSet<MessageId> = HashSet::new();
+        let mut seen: HashSet<MessageId> = HashSet::default();
         let mut slice = Vec::new();
         for id in self.store.referencing_each(upto) {
             if !seen.insert(id) {
@@ -862,7 +873,7 @@ impl PartitionState {
             let Some(plan) = self.store.carry_plan(&id, upto) else {
                 continue;
             };
-            let mut events = vec![(plan.snapshot, Bytes::new())];
+            let mut events: Events = smallvec![(plan.snapshot, Bytes::new())];
             for (chunk_no, loc) in plan.chunks {
                 let bytes = self
                     .shared
@@ -878,7 +889,7 @@ impl PartitionState {
                     bytes,
                 ));
             }
-            self.log(myself, events, vec![id], Answer::Quiet).await;
+            self.log(myself, events, smallvec![id], Answer::Quiet).await;
             progress.submitted += 1;
         }
         Ok(progress)
