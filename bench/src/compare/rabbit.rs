@@ -98,8 +98,38 @@ pub(crate) fn broker_env(dir: &Path, amqp: u16, dist: u16, epmd: u16) -> Vec<(St
     .collect()
 }
 
-/// Starts epmd and the broker in `dir`; returns them and the AMQP address.
+/// Most attempts to start the broker when a port it was given was taken
+/// in the meantime (see [`lost_a_port`]).
+const START_ATTEMPTS: usize = 3;
+
+/// Whether a failed start's log says one of its ports was taken: the ports
+/// are found free, then handed to the broker, and an outgoing connection
+/// may take one of them from the same ephemeral range in between (seen
+/// once: `dist_port_already_used`).
+pub(crate) fn lost_a_port(log: &str) -> bool {
+    log.contains("dist_port_already_used") || log.contains("eaddrinuse")
+}
+
+/// Starts epmd and the broker in `dir` on fresh ports, again with other
+/// ports if one was taken meanwhile; returns them and the AMQP address.
 pub(crate) async fn start(
+    binary: &Path,
+    epmd_binary: &Path,
+    dir: &Path,
+) -> anyhow::Result<(Running, SocketAddr)> {
+    let mut attempt = 1;
+    loop {
+        match start_once(binary, epmd_binary, dir).await {
+            Err(e) if attempt < START_ATTEMPTS && lost_a_port(&format!("{e:#}")) => {
+                eprintln!("compare: rabbitmq-server lost a port to another process; starting it again with other ports");
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn start_once(
     binary: &Path,
     epmd_binary: &Path,
     dir: &Path,
@@ -257,6 +287,20 @@ impl Peer for Rabbit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_start_is_retried_only_when_a_port_was_taken() {
+        // The line RabbitMQ 3.10 logged when its distribution port had been
+        // taken between `free_port` and its start.
+        let taken = "rabbitmq-server exited (exit status: 0) before listening on 127.0.0.1:38079: \
+            {{shutdown,{failed_to_start_child,prelaunch,{dist_port_already_used,34215,not_erlang,\"localhost\"}}}";
+        assert!(lost_a_port(taken));
+        assert!(lost_a_port("{listen_error,eaddrinuse}"));
+        assert!(!lost_a_port(
+            "rabbitmq-server did not listen on 127.0.0.1:5672 within 120 s"
+        ));
+        assert!(!lost_a_port("{error,eacces}"));
+    }
 
     #[test]
     fn everything_the_broker_binds_is_loopback_and_inside_its_directory() {
