@@ -23,7 +23,6 @@
 // The tallies hash every message's id (or key) a few times; SipHash's
 // resistance to chosen keys buys nothing in a load generator and cost a
 // fifth of its CPU, which the node under test would otherwise have had.
-use rustc_hash::FxHashSet as HashSet;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -48,6 +47,7 @@ use crate::mesh_http::MeshTarget;
 use crate::mesh_load;
 use crate::report::{latency_histogram, Latency};
 use crate::service_mix::{ServiceMix, ServiceReport, MAX_REQUESTS_PER_SEND};
+use crate::sharded::ShardedMap;
 use crate::taken::{Stamp, Taken, Ticket, IN_PROGRESS};
 use crate::tally_key::{PackedId, TallyKey};
 
@@ -181,8 +181,9 @@ pub(crate) struct Tally<Id: TallyKey> {
     /// Ids the node acknowledged (a `Vec`: a push per send is cheaper than
     /// a set insert, and the set is only needed for the final check).
     pub(crate) acked_ids: Mutex<Vec<Id>>,
-    /// Ids received by the compare peers' and the MESH consumers.
-    pub(crate) received_ids: Mutex<HashSet<Id>>,
+    /// Ids received by the compare peers' and the MESH consumers (sharded
+    /// like [`Taken`]: it grows to millions of entries).
+    pub(crate) received_ids: Mutex<ShardedMap<Id, ()>>,
     /// Ids the native consumers have taken, keyed compactly
     /// ([`TallyKey`]), and when each one's acknowledgement completed (the
     /// time tells a stale listing from a duplicate). A message is in this
@@ -204,7 +205,7 @@ impl<Id: TallyKey> Default for Tally<Id> {
             duplicates: AtomicU64::new(0),
             consumer_errors: AtomicU64::new(0),
             acked_ids: Mutex::new(Vec::new()),
-            received_ids: Mutex::new(HashSet::default()),
+            received_ids: Mutex::new(ShardedMap::default()),
             taken: Mutex::new(Taken::default()),
             epoch: Instant::now(),
             errors: Mutex::new(Vec::new()),
@@ -236,7 +237,7 @@ impl<Id: TallyKey> Tally<Id> {
             |id: &Id| !taken.is_empty() && taken.state(&id.key()).is_some_and(|s| s != IN_PROGRESS);
         acked
             .iter()
-            .filter(|id| !received.contains(id) && !settled(id))
+            .filter(|id| !received.contains_key(id) && !settled(id))
             .count() as u64
     }
 
@@ -246,7 +247,7 @@ impl<Id: TallyKey> Tally<Id> {
         let fresh = self
             .received_ids
             .lock()
-            .map(|mut ids| ids.insert(id))
+            .map(|mut ids| ids.insert(id, ()).is_none())
             .unwrap_or(false);
         if fresh {
             self.received.fetch_add(1, Ordering::Relaxed);

@@ -14,6 +14,7 @@ mod node_bench;
 mod report;
 mod request_bench;
 mod service_mix;
+mod sharded;
 mod taken;
 mod tally_key;
 mod wal_bench;

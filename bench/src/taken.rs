@@ -27,7 +27,7 @@
 use std::collections::hash_map::Entry;
 use std::hash::Hash;
 
-use rustc_hash::FxHashMap as HashMap;
+use crate::sharded::ShardedMap;
 
 /// When a taken message's acknowledgement completed: microseconds since
 /// the tally's epoch, plus 1 (so it is never [`IN_PROGRESS`]); below
@@ -47,14 +47,15 @@ pub(crate) struct Ticket(u64);
 /// Taken messages by key, and the tickets' stamps.
 #[derive(Debug)]
 pub(crate) struct Taken<K> {
-    by_key: HashMap<K, u64>,
+    /// Sharded: it grows to millions of entries (see [`ShardedMap`]).
+    by_key: ShardedMap<K, u64>,
     tickets: Vec<Stamp>,
 }
 
 impl<K> Default for Taken<K> {
     fn default() -> Self {
         Taken {
-            by_key: HashMap::default(),
+            by_key: ShardedMap::default(),
             tickets: Vec::new(),
         }
     }
