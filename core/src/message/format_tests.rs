@@ -152,17 +152,6 @@ fn events() -> Vec<(&'static str, Event, Bytes)> {
     ]
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
 /// The golden file's lines: `name kind hex-of-head`.
 fn golden() -> Vec<(String, u8, Vec<u8>)> {
     GOLDEN
@@ -172,7 +161,7 @@ fn golden() -> Vec<(String, u8, Vec<u8>)> {
             let mut parts = l.split_whitespace();
             let name = parts.next().unwrap().to_owned();
             let kind = parts.next().unwrap().parse().unwrap();
-            (name, kind, unhex(parts.next().unwrap()))
+            (name, kind, hex::decode(parts.next().unwrap()).unwrap())
         })
         .collect()
 }
@@ -186,7 +175,7 @@ fn every_event_is_written_byte_for_byte_as_the_golden_file_says() {
         for (name, event, body) in &events {
             if known.iter().all(|(n, _, _)| n != name) {
                 let r = event.to_record(body.clone()).unwrap();
-                out.push_str(&format!("{name} {} {}\n", r.kind, hex(&r.head)));
+                out.push_str(&format!("{name} {} {}\n", r.kind, hex::encode(&r.head)));
             }
         }
         std::fs::write(GOLDEN_PATH, out).unwrap();
@@ -198,7 +187,11 @@ fn every_event_is_written_byte_for_byte_as_the_golden_file_says() {
         assert_eq!(name, gname);
         let r = event.to_record(body.clone()).unwrap();
         assert_eq!(r.kind, *gkind, "{name}: kind");
-        assert_eq!(hex(&r.head), hex(ghead), "{name}: the archive changed");
+        assert_eq!(
+            hex::encode(&r.head),
+            hex::encode(ghead),
+            "{name}: the archive changed"
+        );
     }
 }
 
